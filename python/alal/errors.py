@@ -1,0 +1,25 @@
+"""Exceptions raised by alal.
+
+Every error that alal raises on purpose derives from :class:`AlalError`. Plain bad input is also a
+:class:`ValueError`, so code written for ASE or NumPy keeps catching it.
+"""
+
+from __future__ import annotations
+
+__all__ = ["AlalError", "InvalidInputError", "NumericalError", "InternalError"]
+
+
+class AlalError(Exception):
+    """Root of every exception raised by alal."""
+
+
+class InvalidInputError(AlalError, ValueError):
+    """The input cannot be used: wrong shape or dtype, NaN/inf, singular cell, bad cutoff..."""
+
+
+class NumericalError(AlalError, ArithmeticError):
+    """The input was valid but the computation could not produce a finite result."""
+
+
+class InternalError(AlalError, RuntimeError):
+    """A broken invariant inside alal (a bug): please report it with the input that caused it."""

@@ -1,0 +1,303 @@
+//! ANI-style atom-centred descriptors with analytic vector–Jacobian and Jacobian–vector products.
+//!
+//! All entry points take a batch of [`Structure`]s; atoms of all structures are concatenated in
+//! the outputs, and work is spread over all atoms of the batch, so one large structure and many
+//! small ones both use every thread.
+
+mod kernel;
+mod params;
+
+pub use params::AniParams;
+
+use ndarray::{Array2, Array4, ArrayView2};
+use rayon::prelude::*;
+
+use crate::cell::Cell;
+use crate::error::{invalid, Error, Result};
+use crate::neighbors::{neighbor_lists, Cutoff, Options, Quantities};
+use kernel::{Kernel, Neighbour, Scratch};
+
+/// One structure: positions `(n_atoms, 3)` in Å, its cell, and each atom's species index
+/// (`0..n_species`, in the order of the parameter set's species).
+#[derive(Debug, Clone)]
+pub struct Structure<'a> {
+    pub positions: ArrayView2<'a, f64>,
+    pub cell: Cell,
+    pub species: &'a [usize],
+}
+
+/// Gradients returned by [`AniDescriptor::vjp`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Gradients {
+    /// `∂L/∂positions`, `(n_atoms_total, 3)`, eV/Å when `L` is an energy in eV.
+    pub positions: Array2<f64>,
+    /// `∂L/∂cell` of each structure (3×3, rows as lattice vectors), at fixed positions.
+    pub cells: Vec<[[f64; 3]; 3]>,
+    /// Virial of each structure, `W = −Σ_pairs D ⊗ ∂L/∂D` (eV): the stress is `−W / V`.
+    pub virials: Vec<[[f64; 3]; 3]>,
+}
+
+/// The neighbourhoods of every atom of a batch, as pair data in CSR form.
+struct Neighbourhoods {
+    /// First atom of each structure in the batch (length `n_structures + 1`).
+    atom_start: Vec<usize>,
+    /// First pair of each atom (length `n_atoms + 1`).
+    pair_start: Vec<usize>,
+    neighbours: Vec<Neighbour>,
+    /// Global index of the neighbour atom of each pair.
+    second: Vec<usize>,
+    /// Lattice shift of each pair.
+    shifts: Vec<[i64; 3]>,
+}
+
+impl Neighbourhoods {
+    fn n_atoms(&self) -> usize {
+        self.pair_start.len() - 1
+    }
+    fn pairs(&self, atom: usize) -> std::ops::Range<usize> {
+        self.pair_start[atom]..self.pair_start[atom + 1]
+    }
+    fn structure_of_atoms(&self) -> Vec<usize> {
+        let mut s = Vec::with_capacity(self.n_atoms());
+        for b in 0..self.atom_start.len() - 1 {
+            s.extend(std::iter::repeat(b).take(self.atom_start[b + 1] - self.atom_start[b]));
+        }
+        s
+    }
+}
+
+/// The ANI descriptor for one parameter set.
+#[derive(Debug, Clone)]
+pub struct AniDescriptor {
+    kernel: Kernel,
+}
+
+impl AniDescriptor {
+    /// Validate the parameters and precompute their constants.
+    pub fn new(params: AniParams) -> Result<Self> {
+        params.validate()?;
+        Ok(AniDescriptor { kernel: Kernel::new(&params) })
+    }
+
+    /// The parameters.
+    pub fn params(&self) -> &AniParams {
+        self.kernel.params()
+    }
+
+    /// Features per atom.
+    pub fn n_features(&self) -> usize {
+        self.params().n_features()
+    }
+
+    fn neighbourhoods(&self, structures: &[Structure<'_>]) -> Result<Neighbourhoods> {
+        let p = self.params();
+        for (b, s) in structures.iter().enumerate() {
+            if s.species.len() != s.positions.nrows() {
+                return Err(invalid!(
+                    "structure {b}: {} species for {} atoms",
+                    s.species.len(),
+                    s.positions.nrows()
+                ));
+            }
+            if let Some(k) = s.species.iter().position(|&x| x >= p.n_species) {
+                return Err(invalid!(
+                    "structure {b}: atom {k} has species index {} but the descriptor has {} species",
+                    s.species[k],
+                    p.n_species
+                ));
+            }
+        }
+        let systems: Vec<_> = structures.iter().map(|s| (s.positions, s.cell)).collect();
+        let options = Options {
+            full_list: true,
+            self_interaction: false,
+            quantities: Quantities { shifts: true, vectors: true, distances: true },
+        };
+        let lists = neighbor_lists(&systems, &Cutoff::Uniform(p.max_cutoff()), &options)?;
+        let n_atoms: usize = structures.iter().map(|s| s.species.len()).sum();
+        let n_pairs: usize = lists.iter().map(|l| l.len()).sum();
+        let mut atom_start = Vec::with_capacity(structures.len() + 1);
+        let mut pair_start = vec![0usize; n_atoms + 1];
+        let mut neighbours = Vec::with_capacity(n_pairs);
+        let mut second = Vec::with_capacity(n_pairs);
+        let mut shifts = Vec::with_capacity(n_pairs);
+        let mut offset = 0usize;
+        for (s, list) in structures.iter().zip(&lists) {
+            atom_start.push(offset);
+            for k in 0..list.len() {
+                let i = list.first[k] as usize;
+                let j = list.second[k] as usize;
+                pair_start[offset + i + 1] += 1;
+                let v = [list.vectors[3 * k], list.vectors[3 * k + 1], list.vectors[3 * k + 2]];
+                neighbours.push(Neighbour { species: s.species[j], v, r: list.distances[k] });
+                second.push(offset + j);
+                shifts.push([list.shifts[3 * k], list.shifts[3 * k + 1], list.shifts[3 * k + 2]]);
+            }
+            offset += s.species.len();
+        }
+        atom_start.push(offset);
+        for a in 0..n_atoms {
+            pair_start[a + 1] += pair_start[a];
+        }
+        if pair_start[n_atoms] != n_pairs {
+            return Err(Error::Internal("pair offsets do not add up".into()));
+        }
+        Ok(Neighbourhoods { atom_start, pair_start, neighbours, second, shifts })
+    }
+
+    /// Features of every atom of the batch, `(n_atoms_total, n_features)`.
+    pub fn forward(&self, structures: &[Structure<'_>]) -> Result<Array2<f64>> {
+        let nh = self.neighbourhoods(structures)?;
+        let nf = self.n_features();
+        let mut out = Array2::<f64>::zeros((nh.n_atoms(), nf));
+        if let Some(flat) = out.as_slice_mut() {
+            flat.par_chunks_mut(nf.max(1)).enumerate().for_each_init(Scratch::default, |scratch, (a, row)| {
+                self.kernel.forward(&nh.neighbours[nh.pairs(a)], row, scratch);
+            });
+        }
+        Ok(out)
+    }
+
+    /// Vector–Jacobian product: with `cotangent = ∂L/∂G` `(n_atoms_total, n_features)`, return
+    /// `∂L/∂positions`, `∂L/∂cell` and the virial of each structure.
+    pub fn vjp(&self, structures: &[Structure<'_>], cotangent: ArrayView2<'_, f64>) -> Result<Gradients> {
+        let nh = self.neighbourhoods(structures)?;
+        let nf = self.n_features();
+        if cotangent.dim() != (nh.n_atoms(), nf) {
+            return Err(invalid!(
+                "the cotangent must have shape ({}, {nf}), got {:?}",
+                nh.n_atoms(),
+                cotangent.shape()
+            ));
+        }
+        let mut pair_grad = vec![[0.0f64; 3]; nh.neighbours.len()];
+        let mut slices: Vec<&mut [[f64; 3]]> = Vec::with_capacity(nh.n_atoms());
+        let mut rest: &mut [[f64; 3]] = &mut pair_grad;
+        for a in 0..nh.n_atoms() {
+            let (head, tail) = rest.split_at_mut(nh.pair_start[a + 1] - nh.pair_start[a]);
+            slices.push(head);
+            rest = tail;
+        }
+        slices.into_par_iter().enumerate().for_each_init(Scratch::default, |scratch, (a, grad)| {
+            let row = cotangent.row(a);
+            let cot: Vec<f64>;
+            let cot_slice = match row.as_slice() {
+                Some(s) => s,
+                None => {
+                    cot = row.to_vec();
+                    &cot
+                }
+            };
+            self.kernel.vjp(&nh.neighbours[nh.pairs(a)], cot_slice, grad, scratch);
+        });
+        let mut positions = Array2::<f64>::zeros((nh.n_atoms(), 3));
+        let mut cells = vec![[[0.0; 3]; 3]; structures.len()];
+        let mut virials = vec![[[0.0; 3]; 3]; structures.len()];
+        for b in 0..structures.len() {
+            for i in nh.atom_start[b]..nh.atom_start[b + 1] {
+                for p in nh.pairs(i) {
+                    let g = pair_grad[p];
+                    let j = nh.second[p];
+                    let s = nh.shifts[p];
+                    let v = nh.neighbours[p].v;
+                    for c in 0..3 {
+                        positions[[j, c]] += g[c];
+                        positions[[i, c]] -= g[c];
+                    }
+                    for x in 0..3 {
+                        for y in 0..3 {
+                            cells[b][x][y] += s[x] as f64 * g[y];
+                            virials[b][x][y] -= v[x] * g[y];
+                        }
+                    }
+                }
+            }
+        }
+        Ok(Gradients { positions, cells, virials })
+    }
+
+    /// Jacobian–vector product: the change of every feature, `(n_atoms_total, n_features)`, when
+    /// positions move by `tangent` `(n_atoms_total, 3)` (Å) and, optionally, each structure's cell
+    /// by `cell_tangents` (3×3 per structure, Å).
+    pub fn jvp(
+        &self,
+        structures: &[Structure<'_>],
+        tangent: ArrayView2<'_, f64>,
+        cell_tangents: Option<&[[[f64; 3]; 3]]>,
+    ) -> Result<Array2<f64>> {
+        let nh = self.neighbourhoods(structures)?;
+        if tangent.dim() != (nh.n_atoms(), 3) {
+            return Err(invalid!(
+                "the tangent must have shape ({}, 3), got {:?}",
+                nh.n_atoms(),
+                tangent.shape()
+            ));
+        }
+        if let Some(ct) = cell_tangents {
+            if ct.len() != structures.len() {
+                return Err(invalid!(
+                    "got {} cell tangents for {} structures",
+                    ct.len(),
+                    structures.len()
+                ));
+            }
+        }
+        let structure_of = nh.structure_of_atoms();
+        let nf = self.n_features();
+        let mut out = Array2::<f64>::zeros((nh.n_atoms(), nf));
+        if let Some(flat) = out.as_slice_mut() {
+            flat.par_chunks_mut(nf.max(1)).enumerate().for_each_init(
+                || (Scratch::default(), Vec::<[f64; 3]>::new()),
+                |(scratch, local), (a, row)| {
+                    local.clear();
+                    let ua = [tangent[[a, 0]], tangent[[a, 1]], tangent[[a, 2]]];
+                    for p in nh.pairs(a) {
+                        let j = nh.second[p];
+                        let mut d = [tangent[[j, 0]] - ua[0], tangent[[j, 1]] - ua[1], tangent[[j, 2]] - ua[2]];
+                        if let Some(ct) = cell_tangents {
+                            let c = &ct[structure_of[a]];
+                            let s = nh.shifts[p];
+                            for x in 0..3 {
+                                for y in 0..3 {
+                                    d[y] += s[x] as f64 * c[x][y];
+                                }
+                            }
+                        }
+                        local.push(d);
+                    }
+                    self.kernel.jvp(&nh.neighbours[nh.pairs(a)], local, row, scratch);
+                },
+            );
+        }
+        Ok(out)
+    }
+
+    /// Dense Jacobian `∂G[i, f] / ∂r[j, c]` of one structure, `(n_atoms, n_features, n_atoms, 3)`.
+    /// Meant for small systems: refuses above `max_bytes` of output.
+    pub fn jacobian(&self, structure: &Structure<'_>, max_bytes: usize) -> Result<Array4<f64>> {
+        let n = structure.positions.nrows();
+        let nf = self.n_features();
+        let bytes = n.saturating_mul(n).saturating_mul(nf).saturating_mul(24);
+        if bytes > max_bytes {
+            return Err(invalid!(
+                "the dense Jacobian of {n} atoms would take {bytes} bytes (limit {max_bytes}): \
+                 use the vector–Jacobian or Jacobian–vector product instead"
+            ));
+        }
+        let mut jac = Array4::<f64>::zeros((n, nf, n, 3));
+        let structures = std::slice::from_ref(structure);
+        for j in 0..n {
+            for c in 0..3 {
+                let mut tangent = Array2::<f64>::zeros((n, 3));
+                tangent[[j, c]] = 1.0;
+                let column = self.jvp(structures, tangent.view(), None)?;
+                for i in 0..n {
+                    for f in 0..nf {
+                        jac[[i, f, j, c]] = column[[i, f]];
+                    }
+                }
+            }
+        }
+        Ok(jac)
+    }
+}

@@ -1,0 +1,90 @@
+//! Neighbour lists with linear-time cell lists.
+//!
+//! Conventions are ASE's (`ase.neighborlist.neighbor_list`): a pair `(i, j, S)` means that atom `j`
+//! shifted by the integer lattice translation `S` is within the cutoff of atom `i`;
+//! `D = r[j] - r[i] + S · cell` (Å) and `d = |D|`, with `d < cutoff` strictly. Along non-periodic
+//! directions `S` is always 0. Pairs come out sorted by `(i, j, S)`, whatever the number of threads.
+
+mod cell_list;
+mod cutoff;
+
+pub use cell_list::neighbor_list;
+pub use cutoff::Cutoff;
+
+use ndarray::ArrayView2;
+use rayon::prelude::*;
+
+use crate::cell::Cell;
+use crate::error::Result;
+
+/// Which optional outputs to fill (`i` and `j` are always filled).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quantities {
+    /// Integer lattice shifts `S` (3 per pair).
+    pub shifts: bool,
+    /// Pair vectors `D` in Å (3 per pair).
+    pub vectors: bool,
+    /// Pair distances `d` in Å.
+    pub distances: bool,
+}
+
+impl Quantities {
+    /// Everything.
+    pub const ALL: Quantities = Quantities { shifts: true, vectors: true, distances: true };
+}
+
+/// Options of a neighbour-list computation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options {
+    /// Full list (every pair twice, as `(i, j, S)` and `(j, i, -S)`) or half list (once).
+    pub full_list: bool,
+    /// Include each atom as its own neighbour at zero shift (distance 0).
+    pub self_interaction: bool,
+    /// Optional outputs.
+    pub quantities: Quantities,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { full_list: true, self_interaction: false, quantities: Quantities::ALL }
+    }
+}
+
+/// The pairs found, as flat arrays (struct of arrays), sorted by `(i, j, S)`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PairList {
+    /// Central atom `i` of each pair.
+    pub first: Vec<i64>,
+    /// Neighbour atom `j` of each pair.
+    pub second: Vec<i64>,
+    /// Lattice shifts, 3 per pair (row-major `(n_pairs, 3)`), empty if not requested.
+    pub shifts: Vec<i64>,
+    /// Pair vectors `D` in Å, 3 per pair, empty if not requested.
+    pub vectors: Vec<f64>,
+    /// Pair distances `d` in Å, empty if not requested.
+    pub distances: Vec<f64>,
+}
+
+impl PairList {
+    /// Number of pairs.
+    pub fn len(&self) -> usize {
+        self.first.len()
+    }
+
+    /// Whether there are no pairs.
+    pub fn is_empty(&self) -> bool {
+        self.first.is_empty()
+    }
+}
+
+/// Neighbour lists of many structures at once, in parallel over structures.
+pub fn neighbor_lists(
+    systems: &[(ArrayView2<'_, f64>, Cell)],
+    cutoff: &Cutoff,
+    options: &Options,
+) -> Result<Vec<PairList>> {
+    systems
+        .par_iter()
+        .map(|(positions, cell)| neighbor_list(*positions, cell, cutoff, options))
+        .collect()
+}

@@ -1,0 +1,266 @@
+//! Bindings of `alal_core::descriptors`: a batch is given as concatenated positions `(N, 3)`,
+//! species `(N,)`, cells `(B, 3, 3)`, pbc `(B, 3)` and atom counts `(B,)`.
+
+use alal_core::cell::Cell;
+use alal_core::descriptors::{AniDescriptor as CoreAni, AniParams, Structure};
+use ndarray::{Array3, ArrayView2};
+use numpy::{IntoPyArray, PyArray2, PyArray3, PyArray4, PyReadonlyArray1, PyReadonlyArray2, PyReadonlyArray3};
+use pyo3::prelude::*;
+
+use crate::convert::{cell_from, invalid, species_from};
+use crate::errors::{run, to_py};
+
+/// Owned, validated form of a batch.
+struct Batch {
+    cells: Vec<Cell>,
+    species: Vec<usize>,
+    starts: Vec<usize>,
+}
+
+impl Batch {
+    fn new(
+        py: Python<'_>,
+        n_atoms: usize,
+        cells: &PyReadonlyArray3<'_, f64>,
+        pbc: &PyReadonlyArray2<'_, bool>,
+        species: &PyReadonlyArray1<'_, i64>,
+        counts: &PyReadonlyArray1<'_, i64>,
+    ) -> PyResult<Self> {
+        let cells_a = cells.as_array();
+        let pbc_a = pbc.as_array();
+        let counts_a = counts.as_array();
+        let b = counts_a.len();
+        if cells_a.shape() != [b, 3, 3] {
+            return Err(invalid(format!("cells must have shape ({b}, 3, 3), got {:?}", cells_a.shape())));
+        }
+        if pbc_a.shape() != [b, 3] {
+            return Err(invalid(format!("pbc must have shape ({b}, 3), got {:?}", pbc_a.shape())));
+        }
+        let mut starts = Vec::with_capacity(b + 1);
+        let mut total = 0usize;
+        for (k, &c) in counts_a.iter().enumerate() {
+            let c = usize::try_from(c).map_err(|_| invalid(format!("structure {k} has a negative atom count {c}")))?;
+            starts.push(total);
+            total += c;
+        }
+        starts.push(total);
+        if total != n_atoms {
+            return Err(invalid(format!("the atom counts add up to {total} but positions has {n_atoms} rows")));
+        }
+        let species = species_from(&species.as_array().to_vec())?;
+        if species.len() != n_atoms {
+            return Err(invalid(format!("got {} species for {n_atoms} atoms", species.len())));
+        }
+        let mut cell_list = Vec::with_capacity(b);
+        for k in 0..b {
+            let p = [pbc_a[[k, 0]], pbc_a[[k, 1]], pbc_a[[k, 2]]];
+            let cell = cell_from(py, cells_a.index_axis(ndarray::Axis(0), k), p)
+                .map_err(|e| invalid(format!("structure {k}: {}", e.value(py))))?;
+            cell_list.push(cell);
+        }
+        Ok(Batch { cells: cell_list, species, starts })
+    }
+
+    fn structures<'a>(&'a self, positions: ArrayView2<'a, f64>) -> Vec<Structure<'a>> {
+        (0..self.cells.len())
+            .map(move |k| {
+                let (a, b) = (self.starts[k], self.starts[k + 1]);
+                Structure {
+                    positions: positions.slice_move(ndarray::s![a..b, ..]),
+                    cell: self.cells[k],
+                    species: &self.species[a..b],
+                }
+            })
+            .collect()
+    }
+}
+
+fn check_positions(positions: &ArrayView2<'_, f64>) -> PyResult<()> {
+    if positions.ncols() != 3 {
+        return Err(invalid(format!("positions must have shape (n_atoms, 3), got {:?}", positions.shape())));
+    }
+    Ok(())
+}
+
+fn to_3x3_array(mats: Vec<[[f64; 3]; 3]>) -> Array3<f64> {
+    let mut out = Array3::<f64>::zeros((mats.len(), 3, 3));
+    for (k, m) in mats.iter().enumerate() {
+        for r in 0..3 {
+            for c in 0..3 {
+                out[[k, r, c]] = m[r][c];
+            }
+        }
+    }
+    out
+}
+
+/// ANI-style descriptor (see `alal.descriptors.AniDescriptor` for the documented wrapper).
+#[pyclass(name = "AniDescriptor", module = "alal._core", frozen)]
+pub struct PyAniDescriptor {
+    inner: CoreAni,
+}
+
+#[pymethods]
+impl PyAniDescriptor {
+    #[new]
+    #[pyo3(signature = (*, n_species, radial_cutoff, radial_eta, radial_shifts, radial_scale,
+                        angular_cutoff, angular_eta, angular_zeta, angular_shifts, angle_sections,
+                        cos_scale))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        n_species: usize,
+        radial_cutoff: f64,
+        radial_eta: f64,
+        radial_shifts: Vec<f64>,
+        radial_scale: f64,
+        angular_cutoff: f64,
+        angular_eta: f64,
+        angular_zeta: f64,
+        angular_shifts: Vec<f64>,
+        angle_sections: Vec<f64>,
+        cos_scale: f64,
+    ) -> PyResult<Self> {
+        let params = AniParams {
+            n_species,
+            radial_cutoff,
+            radial_eta,
+            radial_shifts,
+            radial_scale,
+            angular_cutoff,
+            angular_eta,
+            angular_zeta,
+            angular_shifts,
+            angle_sections,
+            cos_scale,
+        };
+        CoreAni::new(params).map(|inner| PyAniDescriptor { inner }).map_err(|e| to_py(py, e))
+    }
+
+    /// Number of features per atom.
+    #[getter]
+    fn n_features(&self) -> usize {
+        self.inner.n_features()
+    }
+
+    /// Features `(N, n_features)` of a batch.
+    #[pyo3(signature = (positions, cells, pbc, species, counts, n_threads=0))]
+    #[allow(clippy::too_many_arguments)]
+    fn forward<'py>(
+        &self,
+        py: Python<'py>,
+        positions: PyReadonlyArray2<'py, f64>,
+        cells: PyReadonlyArray3<'py, f64>,
+        pbc: PyReadonlyArray2<'py, bool>,
+        species: PyReadonlyArray1<'py, i64>,
+        counts: PyReadonlyArray1<'py, i64>,
+        n_threads: usize,
+    ) -> PyResult<Bound<'py, PyArray2<f64>>> {
+        let pos = positions.as_array();
+        check_positions(&pos)?;
+        let batch = Batch::new(py, pos.nrows(), &cells, &pbc, &species, &counts)?;
+        let structures = batch.structures(pos);
+        let out = run(py, n_threads, || self.inner.forward(&structures))?;
+        Ok(out.into_pyarray(py))
+    }
+
+    /// Vector–Jacobian product: `(dL/dpositions (N, 3), dL/dcells (B, 3, 3), virials (B, 3, 3))`.
+    #[pyo3(signature = (positions, cells, pbc, species, counts, cotangent, n_threads=0))]
+    #[allow(clippy::too_many_arguments)]
+    fn vjp<'py>(
+        &self,
+        py: Python<'py>,
+        positions: PyReadonlyArray2<'py, f64>,
+        cells: PyReadonlyArray3<'py, f64>,
+        pbc: PyReadonlyArray2<'py, bool>,
+        species: PyReadonlyArray1<'py, i64>,
+        counts: PyReadonlyArray1<'py, i64>,
+        cotangent: PyReadonlyArray2<'py, f64>,
+        n_threads: usize,
+    ) -> PyResult<(Bound<'py, PyArray2<f64>>, Bound<'py, PyArray3<f64>>, Bound<'py, PyArray3<f64>>)> {
+        let pos = positions.as_array();
+        check_positions(&pos)?;
+        let batch = Batch::new(py, pos.nrows(), &cells, &pbc, &species, &counts)?;
+        let structures = batch.structures(pos);
+        let cot = cotangent.as_array();
+        let g = run(py, n_threads, || self.inner.vjp(&structures, cot))?;
+        Ok((
+            g.positions.into_pyarray(py),
+            to_3x3_array(g.cells).into_pyarray(py),
+            to_3x3_array(g.virials).into_pyarray(py),
+        ))
+    }
+
+    /// Jacobian–vector product `(N, n_features)` for position tangents `(N, 3)` and optional cell
+    /// tangents `(B, 3, 3)`.
+    #[pyo3(signature = (positions, cells, pbc, species, counts, tangent, cell_tangents=None, n_threads=0))]
+    #[allow(clippy::too_many_arguments)]
+    fn jvp<'py>(
+        &self,
+        py: Python<'py>,
+        positions: PyReadonlyArray2<'py, f64>,
+        cells: PyReadonlyArray3<'py, f64>,
+        pbc: PyReadonlyArray2<'py, bool>,
+        species: PyReadonlyArray1<'py, i64>,
+        counts: PyReadonlyArray1<'py, i64>,
+        tangent: PyReadonlyArray2<'py, f64>,
+        cell_tangents: Option<PyReadonlyArray3<'py, f64>>,
+        n_threads: usize,
+    ) -> PyResult<Bound<'py, PyArray2<f64>>> {
+        let pos = positions.as_array();
+        check_positions(&pos)?;
+        let batch = Batch::new(py, pos.nrows(), &cells, &pbc, &species, &counts)?;
+        let structures = batch.structures(pos);
+        let ct = match &cell_tangents {
+            Some(c) => {
+                let a = c.as_array();
+                if a.shape() != [structures.len(), 3, 3] {
+                    return Err(invalid(format!(
+                        "cell_tangents must have shape ({}, 3, 3), got {:?}",
+                        structures.len(),
+                        a.shape()
+                    )));
+                }
+                Some(
+                    (0..structures.len())
+                        .map(|k| {
+                            let mut m = [[0.0; 3]; 3];
+                            for r in 0..3 {
+                                for c in 0..3 {
+                                    m[r][c] = a[[k, r, c]];
+                                }
+                            }
+                            m
+                        })
+                        .collect::<Vec<_>>(),
+                )
+            }
+            None => None,
+        };
+        let t = tangent.as_array();
+        let out = run(py, n_threads, || self.inner.jvp(&structures, t, ct.as_deref()))?;
+        Ok(out.into_pyarray(py))
+    }
+
+    /// Dense Jacobian `(n, n_features, n, 3)` of one structure.
+    #[pyo3(signature = (positions, cell, pbc, species, max_bytes, n_threads=0))]
+    #[allow(clippy::too_many_arguments)]
+    fn jacobian<'py>(
+        &self,
+        py: Python<'py>,
+        positions: PyReadonlyArray2<'py, f64>,
+        cell: PyReadonlyArray2<'py, f64>,
+        pbc: [bool; 3],
+        species: PyReadonlyArray1<'py, i64>,
+        max_bytes: usize,
+        n_threads: usize,
+    ) -> PyResult<Bound<'py, PyArray4<f64>>> {
+        let pos = positions.as_array();
+        check_positions(&pos)?;
+        let cell = cell_from(py, cell.as_array(), pbc)?;
+        let species = species_from(&species.as_array().to_vec())?;
+        let structure = Structure { positions: pos, cell, species: &species };
+        let out = run(py, n_threads, || self.inner.jacobian(&structure, max_bytes))?;
+        Ok(out.into_pyarray(py))
+    }
+}
