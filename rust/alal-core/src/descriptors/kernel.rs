@@ -4,7 +4,33 @@
 
 use std::f64::consts::PI;
 
-use super::params::AniParams;
+use super::fastmath;
+use super::params::{AniParams, MAX_ANGULAR, MAX_RADIAL};
+
+/// A public method that runs an `#[inline(always)]` implementation compiled for AVX2 when the CPU
+/// has it, and for the baseline otherwise. Both use the same operations in the same order (no FMA
+/// contraction), so results are bitwise identical.
+macro_rules! dispatch {
+    ($(#[$doc:meta])* $name:ident, $avx2:ident, $imp:ident($($arg:ident: $ty:ty),*)) => {
+        $(#[$doc])*
+        pub fn $name(&self, $($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                if std::arch::is_x86_feature_detected!("avx2") {
+                    // SAFETY: the CPU supports AVX2 (checked just above).
+                    return unsafe { self.$avx2($($arg),*) };
+                }
+            }
+            self.$imp($($arg),*)
+        }
+
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2")]
+        unsafe fn $avx2(&self, $($arg: $ty),*) {
+            self.$imp($($arg),*)
+        }
+    };
+}
 
 /// One neighbour of the central atom: its species, the pair vector `D` (Å) and `|D|`.
 #[derive(Debug, Clone, Copy)]
@@ -30,14 +56,6 @@ struct AngularNeighbour {
 #[derive(Debug, Default)]
 pub(crate) struct Scratch {
     angular: Vec<AngularNeighbour>,
-    a: Vec<f64>,
-    da: Vec<f64>,
-    rad: Vec<f64>,
-    drad: Vec<f64>,
-    h: Vec<f64>,
-    k: Vec<f64>,
-    radial: Vec<f64>,
-    dradial: Vec<f64>,
 }
 
 /// Precomputed constants of a parameter set.
@@ -106,34 +124,39 @@ impl Kernel {
     }
 
     /// Angular factors `A_z = ((1 + cos(θ − θ_z)) / 2)^ζ` and, if asked, `dA_z / d cos_ij`
-    /// (derivative with respect to the unscaled cosine).
+    /// (derivative with respect to the unscaled cosine). `a`, `da` and `ln_base` have one entry
+    /// per angle section.
     #[inline(always)]
-    fn angle_terms(&self, cos: f64, a: &mut [f64], da: Option<&mut [f64]>) {
+    fn angle_terms(&self, cos: f64, a: &mut [f64], da: Option<&mut [f64]>, ln_base: &mut [f64]) {
         let s = self.p.cos_scale;
         let zeta = self.p.angular_zeta;
         let c = s * cos;
         let sin = (1.0 - c * c).max(0.0).sqrt();
+        let n = a.len();
+        let (cz, sz) = (&self.cos_sections[..n], &self.sin_sections[..n]);
+        // base_z in `a` first, its logarithm in `ln_base` (0 where base_z underflows).
+        for z in 0..n {
+            a[z] = 0.5 * (1.0 + c * cz[z] + sin * sz[z]);
+        }
+        for z in 0..n {
+            let base = a[z];
+            ln_base[z] = if base > 1e-300 { fastmath::ln(base) } else { -1e300 };
+        }
         match da {
             None => {
-                for z in 0..a.len() {
-                    let base = 0.5 * (1.0 + c * self.cos_sections[z] + sin * self.sin_sections[z]);
-                    a[z] = if base > 0.0 { (zeta * base.ln()).exp() } else { 0.0 };
+                for z in 0..n {
+                    a[z] = fastmath::exp(zeta * ln_base[z]);
                 }
             }
             Some(da) => {
                 let ratio = c / sin;
-                for z in 0..a.len() {
-                    let base = 0.5 * (1.0 + c * self.cos_sections[z] + sin * self.sin_sections[z]);
-                    let pow_m1 = if base > 0.0 {
-                        ((zeta - 1.0) * base.ln()).exp()
-                    } else if zeta == 1.0 {
-                        1.0
-                    } else {
-                        0.0
-                    };
+                let da = &mut da[..n];
+                for z in 0..n {
+                    let base = a[z];
+                    // base^(ζ−1); exactly 1 for ζ = 1 whatever the base.
+                    let pow_m1 = if zeta == 1.0 { 1.0 } else { fastmath::exp((zeta - 1.0) * ln_base[z]) };
                     a[z] = pow_m1 * base;
-                    let dbase = 0.5 * s * (self.cos_sections[z] - ratio * self.sin_sections[z]);
-                    da[z] = zeta * pow_m1 * dbase;
+                    da[z] = zeta * pow_m1 * (0.5 * s * (cz[z] - ratio * sz[z]));
                 }
             }
         }
@@ -144,9 +167,9 @@ impl Kernel {
     #[inline(always)]
     fn mean_distance_terms(&self, m: f64, rad: &mut [f64], drad: Option<&mut [f64]>) {
         let eta = self.p.angular_eta;
-        for (a, &shift) in self.p.angular_shifts.iter().enumerate() {
+        for (r, &shift) in rad.iter_mut().zip(&self.p.angular_shifts) {
             let x = m - shift;
-            rad[a] = (-eta * x * x).exp();
+            *r = fastmath::exp(-eta * x * x);
         }
         if let Some(drad) = drad {
             for (a, &shift) in self.p.angular_shifts.iter().enumerate() {
@@ -161,9 +184,9 @@ impl Kernel {
     fn radial_terms(&self, r: f64, g: &mut [f64], dg: Option<&mut [f64]>) {
         let eta = self.p.radial_eta;
         let q = self.p.radial_scale;
-        for (k, &shift) in self.p.radial_shifts.iter().enumerate() {
+        for (gk, &shift) in g.iter_mut().zip(&self.p.radial_shifts) {
             let x = r - shift;
-            g[k] = q * (-eta * x * x).exp();
+            *gk = q * fastmath::exp(-eta * x * x);
         }
         if let Some(dg) = dg {
             for (k, &shift) in self.p.radial_shifts.iter().enumerate() {
@@ -172,18 +195,8 @@ impl Kernel {
         }
     }
 
+    #[inline(always)]
     fn prepare(&self, neighbours: &[Neighbour], scratch: &mut Scratch) {
-        let n_r = self.p.radial_shifts.len();
-        let n_a = self.p.angular_shifts.len();
-        let n_z = self.p.angle_sections.len();
-        scratch.radial.resize(n_r, 0.0);
-        scratch.dradial.resize(n_r, 0.0);
-        scratch.rad.resize(n_a, 0.0);
-        scratch.drad.resize(n_a, 0.0);
-        scratch.h.resize(n_a, 0.0);
-        scratch.a.resize(n_z, 0.0);
-        scratch.da.resize(n_z, 0.0);
-        scratch.k.resize(n_z, 0.0);
         scratch.angular.clear();
         let rc = self.p.angular_cutoff;
         for (index, nb) in neighbours.iter().enumerate() {
@@ -202,28 +215,34 @@ impl Kernel {
     }
 
     /// Features of one atom (`out` has `n_features` entries and is overwritten).
-    pub fn forward(&self, neighbours: &[Neighbour], out: &mut [f64], scratch: &mut Scratch) {
+    #[inline(always)]
+    fn forward_impl(&self, neighbours: &[Neighbour], out: &mut [f64], scratch: &mut Scratch) {
         out.fill(0.0);
         self.prepare(neighbours, scratch);
         let n_r = self.p.radial_shifts.len();
         let rc = self.p.radial_cutoff;
+        let mut radial_buf = [0.0; MAX_RADIAL];
+        let radial = &mut radial_buf[..n_r];
         for nb in neighbours {
             if nb.r >= rc {
                 continue;
             }
             let (fc, _) = cutoff(nb.r, rc);
-            self.radial_terms(nb.r, &mut scratch.radial, None);
+            self.radial_terms(nb.r, radial, None);
             let row = &mut out[nb.species * n_r..(nb.species + 1) * n_r];
-            for (o, g) in row.iter_mut().zip(&scratch.radial) {
+            for (o, g) in row.iter_mut().zip(radial.iter()) {
                 *o += g * fc;
             }
         }
         let n_z = self.p.angle_sections.len();
-        let Scratch { angular, a, rad, .. } = scratch;
+        let n_a = self.p.angular_shifts.len();
+        let angular = &scratch.angular;
+        let (mut a_buf, mut rad_buf, mut ln_buf) = ([0.0; MAX_ANGULAR], [0.0; MAX_ANGULAR], [0.0; MAX_ANGULAR]);
+        let (a, rad, ln_base) = (&mut a_buf[..n_z], &mut rad_buf[..n_a], &mut ln_buf[..n_z]);
         for (m, nb1) in angular.iter().enumerate() {
             for nb2 in &angular[m + 1..] {
                 let t = triple(nb1, nb2);
-                self.angle_terms(t.cos, a, None);
+                self.angle_terms(t.cos, a, None, ln_base);
                 self.mean_distance_terms(0.5 * (nb1.r + nb2.r), rad, None);
                 let f = 2.0 * nb1.fc * nb2.fc;
                 let start = self.n_radial + self.p.species_pair_index(nb1.species, nb2.species) * self.block;
@@ -241,20 +260,23 @@ impl Kernel {
 
     /// Vector–Jacobian product: with `cotangent = ∂L/∂G` of this atom, accumulate `∂L/∂D` of each
     /// pair vector into `grad` (one entry per neighbour, added to).
-    pub fn vjp(&self, neighbours: &[Neighbour], cotangent: &[f64], grad: &mut [[f64; 3]], scratch: &mut Scratch) {
+    #[inline(always)]
+    fn vjp_impl(&self, neighbours: &[Neighbour], cotangent: &[f64], grad: &mut [[f64; 3]], scratch: &mut Scratch) {
         self.prepare(neighbours, scratch);
         let n_r = self.p.radial_shifts.len();
         let rc = self.p.radial_cutoff;
+        let (mut radial_buf, mut dradial_buf) = ([0.0; MAX_RADIAL], [0.0; MAX_RADIAL]);
+        let (radial, dradial) = (&mut radial_buf[..n_r], &mut dradial_buf[..n_r]);
         for (p, nb) in neighbours.iter().enumerate() {
             if nb.r >= rc {
                 continue;
             }
             let (fc, dfc) = cutoff(nb.r, rc);
-            self.radial_terms(nb.r, &mut scratch.radial, Some(&mut scratch.dradial));
+            self.radial_terms(nb.r, radial, Some(&mut *dradial));
             let g = &cotangent[nb.species * n_r..(nb.species + 1) * n_r];
             let mut t = 0.0;
             for k in 0..n_r {
-                t += g[k] * (scratch.dradial[k] * fc + scratch.radial[k] * dfc);
+                t += g[k] * (dradial[k] * fc + radial[k] * dfc);
             }
             let s = t / nb.r;
             for c in 0..3 {
@@ -262,13 +284,18 @@ impl Kernel {
             }
         }
         let n_z = self.p.angle_sections.len();
-        let Scratch { angular, a, da, rad, drad, h, k, .. } = scratch;
+        let n_a = self.p.angular_shifts.len();
+        let angular = &scratch.angular;
+        let mut bufs = [[0.0; MAX_ANGULAR]; 7];
+        let [a, da, rad, drad, h, k, ln_base] = &mut bufs;
+        let (a, da, ln_base, k) = (&mut a[..n_z], &mut da[..n_z], &mut ln_base[..n_z], &mut k[..n_z]);
+        let (rad, drad, h) = (&mut rad[..n_a], &mut drad[..n_a], &mut h[..n_a]);
         for (m, nb1) in angular.iter().enumerate() {
             for nb2 in &angular[m + 1..] {
                 let start = self.n_radial + self.p.species_pair_index(nb1.species, nb2.species) * self.block;
                 let g = &cotangent[start..start + self.block];
                 let t = triple(nb1, nb2);
-                self.angle_terms(t.cos, a, Some(da));
+                self.angle_terms(t.cos, a, Some(da), ln_base);
                 self.mean_distance_terms(0.5 * (nb1.r + nb2.r), rad, Some(drad));
                 k.fill(0.0);
                 for ia in 0..rad.len() {
@@ -298,26 +325,34 @@ impl Kernel {
 
     /// Jacobian–vector product: with `tangent[p] = δD` of each pair vector, the change of this
     /// atom's features (`out` is overwritten).
-    pub fn jvp(&self, neighbours: &[Neighbour], tangent: &[[f64; 3]], out: &mut [f64], scratch: &mut Scratch) {
+    #[inline(always)]
+    fn jvp_impl(&self, neighbours: &[Neighbour], tangent: &[[f64; 3]], out: &mut [f64], scratch: &mut Scratch) {
         out.fill(0.0);
         self.prepare(neighbours, scratch);
         let n_r = self.p.radial_shifts.len();
         let rc = self.p.radial_cutoff;
+        let (mut radial_buf, mut dradial_buf) = ([0.0; MAX_RADIAL], [0.0; MAX_RADIAL]);
+        let (radial, dradial) = (&mut radial_buf[..n_r], &mut dradial_buf[..n_r]);
         let dot = |x: [f64; 3], y: [f64; 3]| x[0] * y[0] + x[1] * y[1] + x[2] * y[2];
         for (p, nb) in neighbours.iter().enumerate() {
             if nb.r >= rc {
                 continue;
             }
             let (fc, dfc) = cutoff(nb.r, rc);
-            self.radial_terms(nb.r, &mut scratch.radial, Some(&mut scratch.dradial));
+            self.radial_terms(nb.r, radial, Some(&mut *dradial));
             let dr = dot(nb.v, tangent[p]) / nb.r;
             let row = &mut out[nb.species * n_r..(nb.species + 1) * n_r];
             for k in 0..n_r {
-                row[k] += (scratch.dradial[k] * fc + scratch.radial[k] * dfc) * dr;
+                row[k] += (dradial[k] * fc + radial[k] * dfc) * dr;
             }
         }
         let n_z = self.p.angle_sections.len();
-        let Scratch { angular, a, da, rad, drad, h, k, .. } = scratch;
+        let n_a = self.p.angular_shifts.len();
+        let angular = &scratch.angular;
+        let mut bufs = [[0.0; MAX_ANGULAR]; 7];
+        let [a, da, rad, drad, h, k, ln_base] = &mut bufs;
+        let (a, da, ln_base, k) = (&mut a[..n_z], &mut da[..n_z], &mut ln_base[..n_z], &mut k[..n_z]);
+        let (rad, drad, h) = (&mut rad[..n_a], &mut drad[..n_a], &mut h[..n_a]);
         for (m, nb1) in angular.iter().enumerate() {
             for nb2 in &angular[m + 1..] {
                 let (ta, tb) = (tangent[nb1.index], tangent[nb2.index]);
@@ -325,7 +360,7 @@ impl Kernel {
                 let dr1 = dot(nb1.v, ta) / nb1.r;
                 let dr2 = dot(nb2.v, tb) / nb2.r;
                 let dcos = dot(t.dcos_da, ta) + dot(t.dcos_db, tb);
-                self.angle_terms(t.cos, a, Some(da));
+                self.angle_terms(t.cos, a, Some(da), ln_base);
                 self.mean_distance_terms(0.5 * (nb1.r + nb2.r), rad, Some(drad));
                 let f = nb1.fc * nb2.fc;
                 let df = nb1.dfc * nb2.fc * dr1 + nb1.fc * nb2.dfc * dr2;
@@ -349,4 +384,19 @@ impl Kernel {
             }
         }
     }
+
+    dispatch!(
+        /// Features of one atom (`out` has `n_features` entries and is overwritten).
+        forward, forward_avx2, forward_impl(neighbours: &[Neighbour], out: &mut [f64], scratch: &mut Scratch)
+    );
+    dispatch!(
+        /// Vector–Jacobian product: with `cotangent = ∂L/∂G` of this atom, add `∂L/∂D` of each pair
+        /// vector to `grad` (one entry per neighbour).
+        vjp, vjp_avx2, vjp_impl(neighbours: &[Neighbour], cotangent: &[f64], grad: &mut [[f64; 3]], scratch: &mut Scratch)
+    );
+    dispatch!(
+        /// Jacobian–vector product: with `tangent[p] = δD` of each pair vector, the change of this
+        /// atom's features (`out` is overwritten).
+        jvp, jvp_avx2, jvp_impl(neighbours: &[Neighbour], tangent: &[[f64; 3]], out: &mut [f64], scratch: &mut Scratch)
+    );
 }

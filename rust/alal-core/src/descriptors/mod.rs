@@ -4,6 +4,7 @@
 //! the outputs, and work is spread over all atoms of the batch, so one large structure and many
 //! small ones both use every thread.
 
+mod fastmath;
 mod kernel;
 mod params;
 
@@ -16,6 +17,9 @@ use crate::cell::Cell;
 use crate::error::{invalid, Error, Result};
 use crate::neighbors::{neighbor_lists, Cutoff, Options, Quantities};
 use kernel::{Kernel, Neighbour, Scratch};
+
+/// Pairs closer than this (Å) are refused: the angular terms and all gradients divide by distances.
+pub const MIN_DISTANCE: f64 = 1e-6;
 
 /// One structure: positions `(n_atoms, 3)` in Å, its cell, and each atom's species index
 /// (`0..n_species`, in the order of the parameter set's species).
@@ -122,11 +126,19 @@ impl AniDescriptor {
         let mut second = Vec::with_capacity(n_pairs);
         let mut shifts = Vec::with_capacity(n_pairs);
         let mut offset = 0usize;
-        for (s, list) in structures.iter().zip(&lists) {
+        for (b, (s, list)) in structures.iter().zip(&lists).enumerate() {
             atom_start.push(offset);
             for k in 0..list.len() {
                 let i = list.first[k] as usize;
                 let j = list.second[k] as usize;
+                if !(list.distances[k] >= MIN_DISTANCE) {
+                    return Err(invalid!(
+                        "structure {b}: atoms {i} and {j} are {:.3e} Å apart (shift {:?}): \
+                         overlapping atoms have no defined descriptor gradient",
+                        list.distances[k],
+                        &list.shifts[3 * k..3 * k + 3]
+                    ));
+                }
                 pair_start[offset + i + 1] += 1;
                 let v = [list.vectors[3 * k], list.vectors[3 * k + 1], list.vectors[3 * k + 2]];
                 neighbours.push(Neighbour { species: s.species[j], v, r: list.distances[k] });

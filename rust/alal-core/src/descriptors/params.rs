@@ -2,6 +2,12 @@
 
 use crate::error::{invalid, Result};
 
+/// Most angular shifts, and most angle sections, a parameter set may have (the per-triple work
+/// arrays live on the stack).
+pub const MAX_ANGULAR: usize = 32;
+/// Most radial shifts a parameter set may have.
+pub const MAX_RADIAL: usize = 128;
+
 /// Parameters of the ANI atomic environment vector.
 ///
 /// Radial, for each neighbour species `s` and shift `Rs` (Å):
@@ -107,6 +113,10 @@ impl AniParams {
         ] {
             if v.is_empty() {
                 return Err(invalid!("{name} must not be empty"));
+            }
+            let most = if name == "radial_shifts" { MAX_RADIAL } else { MAX_ANGULAR };
+            if v.len() > most {
+                return Err(invalid!("{name} may have at most {most} entries, got {}", v.len()));
             }
             if let Some(x) = v.iter().find(|x| !x.is_finite()) {
                 return Err(invalid!("{name} must be finite, got {x}"));

@@ -26,13 +26,20 @@ struct Bins {
     start: Vec<usize>,
     /// Atom indices sorted by bin.
     order: Vec<usize>,
-    /// Wrapped Cartesian positions in bin order, Å.
-    sorted_positions: Vec<[f64; 3]>,
+    /// Wrapped Cartesian positions in bin order (x, y, z as separate arrays), Å.
+    xs: Vec<f64>,
+    ys: Vec<f64>,
+    zs: Vec<f64>,
     /// Wrapped Cartesian position of each atom, Å.
     wrapped: Vec<[f64; 3]>,
+    /// `offset` in bin order.
+    sorted_offset: Vec<[i64; 3]>,
     /// Integer offset of each atom: `r = wrapped + offset · cell`.
     offset: Vec<[i64; 3]>,
     rows: [[f64; 3]; 3],
+    /// Number of bins searched around each bin.
+    images: f64,
+    n_atoms: usize,
 }
 
 /// Full or half neighbour list of one structure. See the module documentation for conventions.
@@ -61,19 +68,21 @@ pub fn neighbor_list(
     let frame = cell.frame()?;
     let bins = Bins::new(&points, cell, &frame, max_cutoff)?;
 
-    let chunk = (n_atoms / (8 * rayon::current_num_threads().max(1))).clamp(8, 256);
-    let parts: Vec<PairList> = (0..n_atoms)
-        .into_par_iter()
-        .chunks(chunk)
-        .map(|atoms| {
-            let mut out = PairList::default();
-            let mut scratch = Vec::new();
-            for i in atoms {
-                pairs_of_atom(i, &points, cell, cutoff, options, &bins, max_cutoff, &mut scratch, &mut out);
-            }
-            out
-        })
-        .collect();
+    let threads = rayon::current_num_threads().max(1);
+    let run = |atoms: std::ops::Range<usize>| {
+        let mut out = PairList::with_capacity(bins.expected_pairs(atoms.len()), options);
+        let (mut found, mut order, mut dist2) = (Vec::new(), Vec::new(), Vec::new());
+        for i in atoms {
+            pairs_of_atom(i, cutoff, options, &bins, max_cutoff, &mut found, &mut order, &mut dist2, &mut out);
+        }
+        out
+    };
+    if threads == 1 || n_atoms < 64 {
+        return Ok(run(0..n_atoms));
+    }
+    let chunk = n_atoms.div_ceil(8 * threads).max(16);
+    let ranges: Vec<_> = (0..n_atoms).step_by(chunk).map(|a| a..(a + chunk).min(n_atoms)).collect();
+    let parts: Vec<PairList> = ranges.into_par_iter().map(run).collect();
     Ok(concatenate(parts))
 }
 
@@ -186,8 +195,25 @@ impl Bins {
                 w
             })
             .collect();
-        let sorted_positions = order.iter().map(|&k| wrapped[k]).collect();
-        Ok(Bins { n, reach, periodic, bin_of, start, order, sorted_positions, wrapped, offset, rows })
+        let xs = order.iter().map(|&k| wrapped[k][0]).collect();
+        let ys = order.iter().map(|&k| wrapped[k][1]).collect();
+        let zs = order.iter().map(|&k| wrapped[k][2]).collect();
+        let sorted_offset = order.iter().map(|&k| offset[k]).collect();
+        Ok(Bins {
+            n, reach, periodic, bin_of, start, order, xs, ys, zs, sorted_offset, wrapped, offset, rows, images,
+            n_atoms,
+        })
+    }
+
+    /// A generous estimate of the number of pairs of `n` atoms, from the mean density of the
+    /// binned region (used to reserve memory once instead of growing).
+    fn expected_pairs(&self, n: usize) -> usize {
+        let per_atom = (self.images * self.n_atoms as f64 / self.n_bins() as f64) * 0.3;
+        ((per_atom * n as f64) as usize).min(1 << 28)
+    }
+
+    fn n_bins(&self) -> usize {
+        self.n[0] * self.n[1] * self.n[2]
     }
 
     fn unflatten(&self, flat: usize) -> [i64; 3] {
@@ -210,23 +236,35 @@ fn in_half_list(i: usize, j: usize, s: [i64; 3]) -> bool {
     }
 }
 
+/// A pair found for the current atom, before sorting.
+#[derive(Debug, Clone, Copy)]
+struct Found {
+    j: usize,
+    s: [i64; 3],
+    v: [f64; 3],
+    d: f64,
+}
+
 #[allow(clippy::too_many_arguments)]
 fn pairs_of_atom(
     i: usize,
-    points: &[[f64; 3]],
-    cell: &Cell,
     cutoff: &Cutoff,
     options: &Options,
     bins: &Bins,
     max_cutoff: f64,
-    scratch: &mut Vec<(usize, [i64; 3])>,
+    found: &mut Vec<Found>,
+    order: &mut Vec<(u64, u32)>,
+    dist2: &mut Vec<f64>,
     out: &mut PairList,
 ) {
-    scratch.clear();
+    found.clear();
     let home = bins.unflatten(bins.bin_of[i]);
     let xi = bins.wrapped[i];
-    let reach2 = max_cutoff * max_cutoff * (1.0 + 1e-10);
+    let oi = bins.offset[i];
+    let max2 = max_cutoff * max_cutoff;
+    let uniform = matches!(cutoff, Cutoff::Uniform(_));
     let [rx, ry, rz] = bins.reach;
+    let (xs, ys, zs) = (&bins.xs[..], &bins.ys[..], &bins.zs[..]);
     for dx in -rx..=rx {
         let Some((cx, ix)) = neighbour_bin(home[0] + dx, 0, bins) else { continue };
         for dy in -ry..=ry {
@@ -245,57 +283,68 @@ fn pairs_of_atom(
                 let base = [shift[0] - xi[0], shift[1] - xi[1], shift[2] - xi[2]];
                 let flat = (cx * bins.n[1] + cy) * bins.n[2] + cz;
                 let (a, b) = (bins.start[flat], bins.start[flat + 1]);
-                for (slot, xj) in bins.sorted_positions[a..b].iter().enumerate() {
-                    let v = [xj[0] + base[0], xj[1] + base[1], xj[2] + base[2]];
-                    let d2 = v[0] * v[0] + v[1] * v[1] + v[2] * v[2];
-                    if d2 < reach2 {
-                        scratch.push((bins.order[a + slot], image));
+                // Squared distances of the whole bin first (a tight loop the compiler vectorises),
+                // then the few hits.
+                dist2.clear();
+                dist2.extend(
+                    xs[a..b].iter().zip(&ys[a..b]).zip(&zs[a..b]).map(|((&x, &y), &z)| {
+                        let (vx, vy, vz) = (x + base[0], y + base[1], z + base[2]);
+                        vx * vx + vy * vy + vz * vz
+                    }),
+                );
+                for (k, &d2) in dist2.iter().enumerate() {
+                    if d2 >= max2 {
+                        continue;
+                    }
+                    let slot = a + k;
+                    let j = bins.order[slot];
+                    let oj = bins.sorted_offset[slot];
+                    let s = [image[0] + oi[0] - oj[0], image[1] + oi[1] - oj[1], image[2] + oi[2] - oj[2]];
+                    if i == j && s == [0, 0, 0] && !options.self_interaction {
+                        continue;
+                    }
+                    if !options.full_list && !in_half_list(i, j, s) {
+                        continue;
+                    }
+                    let d = d2.sqrt();
+                    let limit = if uniform { max_cutoff } else { cutoff.pair(i, j) };
+                    if d < limit {
+                        let v = [xs[slot] + base[0], ys[slot] + base[1], zs[slot] + base[2]];
+                        found.push(Found { j, s, v, d });
                     }
                 }
             }
         }
     }
-    // Exact test in the user's frame, as ASE computes it: D = r[j] - r[i] + S · cell.
-    let oi = bins.offset[i];
-    let ri = points[i];
-    let mut accepted: Vec<(usize, [i64; 3], [f64; 3], f64)> = Vec::with_capacity(scratch.len());
-    for &(j, image) in scratch.iter() {
-        let oj = bins.offset[j];
-        let s = [image[0] + oi[0] - oj[0], image[1] + oi[1] - oj[1], image[2] + oi[2] - oj[2]];
-        let is_self = i == j && s == [0, 0, 0];
-        if is_self && !options.self_interaction {
-            continue;
-        }
-        if !options.full_list && !in_half_list(i, j, s) {
-            continue;
-        }
-        let rj = points[j];
-        let mut v = [rj[0] - ri[0], rj[1] - ri[1], rj[2] - ri[2]];
-        for d in 0..3 {
-            if s[d] != 0 {
-                for c in 0..3 {
-                    v[c] += s[d] as f64 * cell.matrix[d][c];
-                }
-            }
-        }
-        let dist = (v[0] * v[0] + v[1] * v[1] + v[2] * v[2]).sqrt();
-        if dist < cutoff.pair(i, j) {
-            accepted.push((j, s, v, dist));
-        }
+    // Sort by (j, S) through packed integer keys; tuples only for absurdly large shifts.
+    order.clear();
+    let small = found.iter().all(|f| f.s.iter().all(|&x| (-1024..1024).contains(&x)) && f.j < (1 << 30));
+    if small {
+        order.extend(found.iter().enumerate().map(|(k, f)| {
+            let key = ((f.j as u64) << 33)
+                | (((f.s[0] + 1024) as u64) << 22)
+                | (((f.s[1] + 1024) as u64) << 11)
+                | ((f.s[2] + 1024) as u64);
+            (key, k as u32)
+        }));
+        order.sort_unstable_by_key(|x| x.0);
+    } else {
+        found.sort_unstable_by(|a, b| (a.j, a.s).cmp(&(b.j, b.s)));
+        order.extend((0..found.len()).map(|k| (0, k as u32)));
     }
-    accepted.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
     let q = options.quantities;
-    for (j, s, v, dist) in accepted {
+    for &(_, k) in order.iter() {
+        let f = &found[k as usize];
         out.first.push(i as i64);
-        out.second.push(j as i64);
+        out.second.push(f.j as i64);
         if q.shifts {
-            out.shifts.extend_from_slice(&s);
+            out.shifts.extend_from_slice(&f.s);
         }
         if q.vectors {
-            out.vectors.extend_from_slice(&v);
+            out.vectors.extend_from_slice(&f.v);
         }
         if q.distances {
-            out.distances.push(dist);
+            out.distances.push(f.d);
         }
     }
 }

@@ -71,6 +71,18 @@ impl PairList {
         self.first.len()
     }
 
+    /// An empty list with room for `n` pairs of the requested quantities.
+    pub fn with_capacity(n: usize, options: &Options) -> Self {
+        let q = options.quantities;
+        PairList {
+            first: Vec::with_capacity(n),
+            second: Vec::with_capacity(n),
+            shifts: Vec::with_capacity(if q.shifts { 3 * n } else { 0 }),
+            vectors: Vec::with_capacity(if q.vectors { 3 * n } else { 0 }),
+            distances: Vec::with_capacity(if q.distances { n } else { 0 }),
+        }
+    }
+
     /// Whether there are no pairs.
     pub fn is_empty(&self) -> bool {
         self.first.is_empty()
