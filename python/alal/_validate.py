@@ -12,9 +12,15 @@ from alal.errors import InvalidInputError
 
 
 def float_array(value: Any, name: str, shape: tuple[int | None, ...]) -> NDArray[np.float64]:
-    """``value`` as a C-contiguous float64 array of ``shape`` (``None``: any length)."""
+    """``value`` as a C-contiguous float64 array of ``shape`` (``None``: any length).
+
+    Only real numbers are accepted: complex, text, dates and other kinds are refused rather than
+    silently converted."""
     try:
-        array = np.ascontiguousarray(value, dtype=np.float64)
+        raw = np.asarray(value)
+        if raw.dtype.kind not in "biufO":
+            raise TypeError(f"got dtype {raw.dtype}")
+        array = np.ascontiguousarray(raw, dtype=np.float64)
     except (TypeError, ValueError) as err:
         raise InvalidInputError(f"{name} must be an array of real numbers: {err}") from err
     if array.ndim != len(shape) or any(s is not None and s != a for s, a in zip(shape, array.shape)):
@@ -31,6 +37,16 @@ def pbc_flags(value: Any, name: str = "pbc") -> tuple[bool, bool, bool]:
     if flags.shape != (3,):
         raise InvalidInputError(f"{name} must be a bool or three bools, got {value!r}")
     return (bool(flags[0]), bool(flags[1]), bool(flags[2]))
+
+
+def distance(value: Any, name: str) -> float:
+    """A finite, non-negative distance in Å."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise InvalidInputError(f"{name} must be a number (Å), got {value!r}")
+    value = float(value)
+    if not np.isfinite(value) or value < 0:
+        raise InvalidInputError(f"{name} must be a finite, non-negative distance in Å, got {value}")
+    return value
 
 
 def n_threads_arg(n_threads: int | None) -> int:

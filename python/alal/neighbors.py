@@ -24,7 +24,7 @@ from ase.data import atomic_numbers
 from numpy.typing import ArrayLike, NDArray
 
 from alal import _core
-from alal._validate import float_array, n_threads_arg, pbc_flags
+from alal._validate import distance, float_array, n_threads_arg, pbc_flags
 from alal.errors import InvalidInputError
 
 __all__ = ["NeighborList", "neighbor_list", "neighbor_list_batch", "primitive_neighbor_list"]
@@ -74,18 +74,15 @@ def _cutoff_arguments(cutoff: Cutoff, n_atoms: int, numbers: ArrayLike | None) -
                 a, b = key
             except (TypeError, ValueError) as err:
                 raise InvalidInputError(f"cutoff dictionary keys must be element pairs, got {key!r}") from err
-            value = float(value)
-            if not np.isfinite(value) or value < 0:
-                raise InvalidInputError(f"the cutoff of pair {key!r} must be finite and non-negative, got {value}")
+            value = distance(value, f"the cutoff of pair {key!r}")
             za, zb = _element_number(a), _element_number(b)
             if za in index and zb in index:
                 table[index[za], index[zb]] = table[index[zb], index[za]] = value
         return {"cutoff": float(table.max(initial=0.0)), "species": species.astype(np.int64), "table": table}
     if np.ndim(cutoff) == 0:
-        try:
-            return {"cutoff": float(cutoff)}  # type: ignore[arg-type]
-        except (TypeError, ValueError) as err:
-            raise InvalidInputError(f"the cutoff must be a number, a list of radii or a dict, got {cutoff!r}") from err
+        if isinstance(cutoff, np.ndarray):
+            cutoff = cutoff.item()
+        return {"cutoff": distance(cutoff, "the cutoff")}
     radii = float_array(cutoff, "per-atom cutoff radii", (n_atoms,))
     return {"cutoff": float(2 * radii.max(initial=0.0)), "radii": radii}
 
@@ -200,10 +197,7 @@ class NeighborList:
         self_interaction: bool = False,
         n_threads: int | None = None,
     ) -> None:
-        cutoff = float(cutoff)
-        if not np.isfinite(cutoff) or cutoff < 0:
-            raise InvalidInputError(f"the cutoff must be a finite, non-negative distance in Å, got {cutoff}")
-        self.cutoff = cutoff
+        self.cutoff = distance(cutoff, "the cutoff")
         self.full_list = bool(full_list)
         self.self_interaction = bool(self_interaction)
         self.n_threads = n_threads_arg(n_threads)
@@ -248,7 +242,7 @@ def neighbor_list_batch(
         [float_array(a.positions, f"positions of structure {k}", (None, 3)) for k, a in enumerate(atoms_list)],
         [float_array(np.asarray(a.cell), f"cell of structure {k}", (3, 3)) for k, a in enumerate(atoms_list)],
         [pbc_flags(a.pbc) for a in atoms_list],
-        float(cutoff),
+        distance(cutoff, "the cutoff"),
         full_list=bool(full_list),
         self_interaction=bool(self_interaction),
         shifts="S" in quantities,

@@ -45,7 +45,6 @@ pub struct Cell {
 /// in Å.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Frame {
-    #[allow(dead_code)] // kept for inspection and tests; binding uses the user's rows
     pub rows: [V; 3],
     /// Inverse of `rows` (so that `s = r · inverse`).
     pub inverse: [V; 3],

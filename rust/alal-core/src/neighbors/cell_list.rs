@@ -11,6 +11,10 @@ use crate::error::{invalid, Result};
 const MAX_BINS_PER_ATOM: usize = 4;
 /// A search that would visit more candidate pairs than this is refused instead of hanging.
 const MAX_CANDIDATES: f64 = 4e10;
+/// A list expected to hold more pairs than this is refused instead of exhausting memory.
+const MAX_PAIRS: f64 = 1e9;
+/// Squared distances are computed in blocks of this many slots.
+const DIST_BLOCK: usize = 64;
 /// Bins are made slightly thicker than the cutoff so that rounding never hides a neighbour.
 const BIN_SLACK: f64 = 1e-8;
 
@@ -25,21 +29,27 @@ struct Bins {
     /// Start of each bin in `order` (length `n_bins + 1`).
     start: Vec<usize>,
     /// Atom indices sorted by bin.
-    order: Vec<usize>,
+    order: Vec<u32>,
     /// Wrapped Cartesian positions in bin order (x, y, z as separate arrays), Å.
     xs: Vec<f64>,
     ys: Vec<f64>,
     zs: Vec<f64>,
     /// Wrapped Cartesian position of each atom, Å.
     wrapped: Vec<[f64; 3]>,
+    /// The user's positions, by atom and in bin order, Å.
+    points: Vec<[f64; 3]>,
+    sorted_points: Vec<[f64; 3]>,
     /// `offset` in bin order.
-    sorted_offset: Vec<[i64; 3]>,
+    sorted_offset: Vec<[i32; 3]>,
     /// Integer offset of each atom: `r = wrapped + offset · cell`.
     offset: Vec<[i64; 3]>,
     rows: [[f64; 3]; 3],
     /// Number of bins searched around each bin.
     images: f64,
     n_atoms: usize,
+    /// Mean number density of the binned region, Å⁻³ (0 if it is flat), and the cutoff sphere's volume.
+    density: f64,
+    sphere_volume: f64,
 }
 
 /// Full or half neighbour list of one structure. See the module documentation for conventions.
@@ -56,6 +66,9 @@ pub fn neighbor_list(
         return Err(invalid!("positions must have shape (n_atoms, 3), got {:?}", positions.shape()));
     }
     let n_atoms = positions.nrows();
+    if n_atoms > u32::MAX as usize {
+        return Err(invalid!("at most {} atoms per structure are supported, got {n_atoms}", u32::MAX));
+    }
     let points: Vec<[f64; 3]> = positions.outer_iter().map(|r| [r[0], r[1], r[2]]).collect();
     if let Some(k) = points.iter().position(|p| !p.iter().all(|x| x.is_finite())) {
         return Err(invalid!("position of atom {k} is not finite: {:?}", points[k]));
@@ -69,20 +82,20 @@ pub fn neighbor_list(
     let bins = Bins::new(&points, cell, &frame, max_cutoff)?;
 
     let threads = rayon::current_num_threads().max(1);
-    let run = |atoms: std::ops::Range<usize>| {
-        let mut out = PairList::with_capacity(bins.expected_pairs(atoms.len()), options);
-        let (mut found, mut order, mut dist2) = (Vec::new(), Vec::new(), Vec::new());
+    let run = |atoms: std::ops::Range<usize>| -> Result<PairList> {
+        let mut out = PairList::try_with_capacity(bins.expected_pairs(atoms.len()), options)?;
+        let (mut found, mut order) = (Vec::new(), Vec::new());
         for i in atoms {
-            pairs_of_atom(i, cutoff, options, &bins, max_cutoff, &mut found, &mut order, &mut dist2, &mut out);
+            pairs_of_atom(i, cutoff, options, &bins, max_cutoff, &mut found, &mut order, &mut out);
         }
-        out
+        Ok(out)
     };
     if threads == 1 || n_atoms < 64 {
-        return Ok(run(0..n_atoms));
+        return run(0..n_atoms);
     }
     let chunk = n_atoms.div_ceil(8 * threads).max(16);
     let ranges: Vec<_> = (0..n_atoms).step_by(chunk).map(|a| a..(a + chunk).min(n_atoms)).collect();
-    let parts: Vec<PairList> = ranges.into_par_iter().map(run).collect();
+    let parts: Vec<PairList> = ranges.into_par_iter().map(run).collect::<Result<_>>()?;
     Ok(concatenate(parts))
 }
 
@@ -97,7 +110,7 @@ impl Bins {
             for d in 0..3 {
                 if periodic[d] {
                     let o = s[d].floor();
-                    if o.abs() > 1e15 {
+                    if o.abs() > 1e9 {
                         return Err(invalid!(
                             "atom {k} is {o:e} cells away from the cell: positions too far out"
                         ));
@@ -148,6 +161,26 @@ impl Bins {
             };
         }
         let images: f64 = reach.iter().map(|&r| (2 * r + 1) as f64).product();
+        // Volume of the binned region: the frame's cell volume times the non-periodic extents.
+        let region = {
+            let [a, b, c] = frame.rows;
+            let det = (a[0] * (b[1] * c[2] - b[2] * c[1]) - a[1] * (b[0] * c[2] - b[2] * c[0])
+                + a[2] * (b[0] * c[1] - b[1] * c[0]))
+                .abs();
+            det * span.iter().product::<f64>()
+        };
+        let density = if region > 0.0 { n_atoms as f64 / region } else { 0.0 };
+        let sphere_volume = 4.0 / 3.0 * std::f64::consts::PI * cutoff.powi(3);
+        // Pairs expected at the mean density, never more than the candidates the search visits.
+        let candidates_per_atom = images * n_atoms as f64 / (n[0] * n[1] * n[2]) as f64;
+        let expected = (density * sphere_volume).min(candidates_per_atom) * n_atoms as f64;
+        if expected > MAX_PAIRS {
+            return Err(invalid!(
+                "the cutoff {cutoff} Å is too large: it would give about {expected:.1e} pairs for \
+                 {n_atoms} atoms (more than {MAX_PAIRS:.0e}, over {:.0} GB of output)",
+                expected * 72.0 / 1e9
+            ));
+        }
         let candidates = images * (n_atoms as f64) * (n_atoms as f64) / (n[0] * n[1] * n[2]) as f64;
         if candidates > MAX_CANDIDATES {
             return Err(invalid!(
@@ -174,9 +207,9 @@ impl Bins {
             start[b + 1] += start[b];
         }
         let mut fill = start.clone();
-        let mut order = vec![0usize; n_atoms];
+        let mut order = vec![0u32; n_atoms];
         for (k, &b) in bin_of.iter().enumerate() {
-            order[fill[b]] = k;
+            order[fill[b]] = k as u32;
             fill[b] += 1;
         }
         let rows = cell.matrix;
@@ -195,20 +228,31 @@ impl Bins {
                 w
             })
             .collect();
-        let xs = order.iter().map(|&k| wrapped[k][0]).collect();
-        let ys = order.iter().map(|&k| wrapped[k][1]).collect();
-        let zs = order.iter().map(|&k| wrapped[k][2]).collect();
-        let sorted_offset = order.iter().map(|&k| offset[k]).collect();
+        let xs = order.iter().map(|&k| wrapped[k as usize][0]).collect();
+        let ys = order.iter().map(|&k| wrapped[k as usize][1]).collect();
+        let zs = order.iter().map(|&k| wrapped[k as usize][2]).collect();
+        let sorted_points = order.iter().map(|&k| points[k as usize]).collect();
+        let points = points.to_vec();
+        let sorted_offset = order
+            .iter()
+            .map(|&k| offset[k as usize].map(|x| x as i32))
+            .collect();
         Ok(Bins {
-            n, reach, periodic, bin_of, start, order, xs, ys, zs, sorted_offset, wrapped, offset, rows, images,
-            n_atoms,
+            n, reach, periodic, bin_of, start, order, xs, ys, zs, points, sorted_points, sorted_offset, wrapped, offset, rows, images,
+            n_atoms, density, sphere_volume,
         })
     }
 
     /// A generous estimate of the number of pairs of `n` atoms, from the mean density of the
     /// binned region (used to reserve memory once instead of growing).
     fn expected_pairs(&self, n: usize) -> usize {
-        let per_atom = (self.images * self.n_atoms as f64 / self.n_bins() as f64) * 0.3;
+        let candidates = self.images * self.n_atoms as f64 / self.n_bins() as f64;
+        // Neighbours within the sphere at the mean density, capped by the candidates searched.
+        let per_atom = if self.density > 0.0 && self.density.is_finite() {
+            (1.05 * self.density * self.sphere_volume + 1.0).min(candidates)
+        } else {
+            0.3 * candidates
+        };
         ((per_atom * n as f64) as usize).min(1 << 28)
     }
 
@@ -254,23 +298,36 @@ fn pairs_of_atom(
     max_cutoff: f64,
     found: &mut Vec<Found>,
     order: &mut Vec<(u64, u32)>,
-    dist2: &mut Vec<f64>,
     out: &mut PairList,
 ) {
     found.clear();
     let home = bins.unflatten(bins.bin_of[i]);
     let xi = bins.wrapped[i];
     let oi = bins.offset[i];
-    let max2 = max_cutoff * max_cutoff;
+    // Screening on wrapped positions, with a margin for their rounding; the exact test follows.
+    let screen2 = max_cutoff * max_cutoff * (1.0 + 1e-8);
+    let ri = bins.points[i];
     let uniform = matches!(cutoff, Cutoff::Uniform(_));
     let [rx, ry, rz] = bins.reach;
     let (xs, ys, zs) = (&bins.xs[..], &bins.ys[..], &bins.zs[..]);
+    let nz = bins.n[2] as i64;
     for dx in -rx..=rx {
         let Some((cx, ix)) = neighbour_bin(home[0] + dx, 0, bins) else { continue };
         for dy in -ry..=ry {
             let Some((cy, iy)) = neighbour_bin(home[1] + dy, 1, bins) else { continue };
-            for dz in -rz..=rz {
-                let Some((cz, iz)) = neighbour_bin(home[2] + dz, 2, bins) else { continue };
+            let column = (cx * bins.n[1] + cy) * bins.n[2];
+            // Along z, consecutive bins of the same periodic image are contiguous in memory:
+            // visit them as one run of slots.
+            let (mut lo, hi) = if bins.periodic[2] {
+                (home[2] - rz, home[2] + rz)
+            } else {
+                ((home[2] - rz).max(0), (home[2] + rz).min(nz - 1))
+            };
+            while lo <= hi {
+                let iz = lo.div_euclid(nz);
+                let run_end = hi.min((iz + 1) * nz - 1);
+                let (c0, c1) = ((lo - iz * nz) as usize, (run_end - iz * nz) as usize);
+                lo = run_end + 1;
                 let image = [ix, iy, iz];
                 let mut shift = [0.0; 3];
                 for d in 0..3 {
@@ -281,37 +338,58 @@ fn pairs_of_atom(
                     }
                 }
                 let base = [shift[0] - xi[0], shift[1] - xi[1], shift[2] - xi[2]];
-                let flat = (cx * bins.n[1] + cy) * bins.n[2] + cz;
-                let (a, b) = (bins.start[flat], bins.start[flat + 1]);
-                // Squared distances of the whole bin first (a tight loop the compiler vectorises),
-                // then the few hits.
-                dist2.clear();
-                dist2.extend(
-                    xs[a..b].iter().zip(&ys[a..b]).zip(&zs[a..b]).map(|((&x, &y), &z)| {
+                let (a, b) = (bins.start[column + c0], bins.start[column + c1 + 1]);
+                // Squared distances of a block of slots first (a tight loop the compiler
+                // vectorises), then the few hits.
+                let mut block = a;
+                while block < b {
+                    let end = (block + DIST_BLOCK).min(b);
+                    let mut dist2 = [0.0f64; DIST_BLOCK];
+                    for (d2, ((&x, &y), &z)) in dist2
+                        .iter_mut()
+                        .zip(xs[block..end].iter().zip(&ys[block..end]).zip(&zs[block..end]))
+                    {
                         let (vx, vy, vz) = (x + base[0], y + base[1], z + base[2]);
-                        vx * vx + vy * vy + vz * vz
-                    }),
-                );
-                for (k, &d2) in dist2.iter().enumerate() {
-                    if d2 >= max2 {
-                        continue;
+                        *d2 = vx * vx + vy * vy + vz * vz;
                     }
-                    let slot = a + k;
-                    let j = bins.order[slot];
-                    let oj = bins.sorted_offset[slot];
-                    let s = [image[0] + oi[0] - oj[0], image[1] + oi[1] - oj[1], image[2] + oi[2] - oj[2]];
-                    if i == j && s == [0, 0, 0] && !options.self_interaction {
-                        continue;
+                    for (k, &d2) in dist2[..end - block].iter().enumerate() {
+                        if d2 >= screen2 {
+                            continue;
+                        }
+                        let slot = block + k;
+                        let j = bins.order[slot] as usize;
+                        let oj = bins.sorted_offset[slot];
+                        let s = [
+                            image[0] + oi[0] - oj[0] as i64,
+                            image[1] + oi[1] - oj[1] as i64,
+                            image[2] + oi[2] - oj[2] as i64,
+                        ];
+                        if i == j && s == [0, 0, 0] && !options.self_interaction {
+                            continue;
+                        }
+                        if !options.full_list && !in_half_list(i, j, s) {
+                            continue;
+                        }
+                        // Exact vector as ASE defines it, D = r[j] − r[i] + S·cell: antisymmetric
+                        // under (i, j, S) → (j, i, −S), so full lists stay mirror-symmetric even at
+                        // the cutoff.
+                        let pj = bins.sorted_points[slot];
+                        let mut v = [pj[0] - ri[0], pj[1] - ri[1], pj[2] - ri[2]];
+                        for d in 0..3 {
+                            if s[d] != 0 {
+                                let sd = s[d] as f64;
+                                for c in 0..3 {
+                                    v[c] += sd * bins.rows[d][c];
+                                }
+                            }
+                        }
+                        let d = (v[0] * v[0] + v[1] * v[1] + v[2] * v[2]).sqrt();
+                        let limit = if uniform { max_cutoff } else { cutoff.pair(i, j) };
+                        if d < limit {
+                            found.push(Found { j, s, v, d });
+                        }
                     }
-                    if !options.full_list && !in_half_list(i, j, s) {
-                        continue;
-                    }
-                    let d = d2.sqrt();
-                    let limit = if uniform { max_cutoff } else { cutoff.pair(i, j) };
-                    if d < limit {
-                        let v = [xs[slot] + base[0], ys[slot] + base[1], zs[slot] + base[2]];
-                        found.push(Found { j, s, v, d });
-                    }
+                    block = end;
                 }
             }
         }
@@ -362,24 +440,43 @@ fn neighbour_bin(c: i64, axis: usize, bins: &Bins) -> Option<(usize, i64)> {
     }
 }
 
+/// Join the per-chunk lists in order. The output is allocated zeroed (pages the kernel maps lazily)
+/// and filled in parallel, so that page faults and copies spread over the threads.
 fn concatenate(parts: Vec<PairList>) -> PairList {
     if parts.len() == 1 {
         return parts.into_iter().next().unwrap_or_default();
     }
-    let total: usize = parts.iter().map(|p| p.len()).sum();
-    let mut out = PairList {
-        first: Vec::with_capacity(total),
-        second: Vec::with_capacity(total),
-        shifts: Vec::with_capacity(3 * total),
-        vectors: Vec::with_capacity(3 * total),
-        distances: Vec::with_capacity(total),
-    };
-    for p in parts {
-        out.first.extend_from_slice(&p.first);
-        out.second.extend_from_slice(&p.second);
-        out.shifts.extend_from_slice(&p.shifts);
-        out.vectors.extend_from_slice(&p.vectors);
-        out.distances.extend_from_slice(&p.distances);
+    fn join<T: Copy + Default + Send + Sync>(pieces: Vec<&[T]>) -> Vec<T> {
+        let total = pieces.iter().map(|p| p.len()).sum();
+        let mut out = vec![T::default(); total];
+        let mut rest: &mut [T] = &mut out;
+        let mut targets = Vec::with_capacity(pieces.len());
+        for p in &pieces {
+            let (head, tail) = rest.split_at_mut(p.len());
+            targets.push(head);
+            rest = tail;
+        }
+        targets.into_par_iter().zip(pieces).for_each(|(t, p)| t.copy_from_slice(p));
+        out
     }
-    out
+    let (first, (second, (shifts, (vectors, distances)))) = rayon::join(
+        || join(parts.iter().map(|p| &p.first[..]).collect()),
+        || {
+            rayon::join(
+                || join(parts.iter().map(|p| &p.second[..]).collect()),
+                || {
+                    rayon::join(
+                        || join(parts.iter().map(|p| &p.shifts[..]).collect()),
+                        || {
+                            rayon::join(
+                                || join(parts.iter().map(|p| &p.vectors[..]).collect()),
+                                || join(parts.iter().map(|p| &p.distances[..]).collect()),
+                            )
+                        },
+                    )
+                },
+            )
+        },
+    );
+    PairList { first, second, shifts, vectors, distances }
 }

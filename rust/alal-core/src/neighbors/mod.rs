@@ -71,16 +71,24 @@ impl PairList {
         self.first.len()
     }
 
-    /// An empty list with room for `n` pairs of the requested quantities.
-    pub fn with_capacity(n: usize, options: &Options) -> Self {
-        let q = options.quantities;
-        PairList {
-            first: Vec::with_capacity(n),
-            second: Vec::with_capacity(n),
-            shifts: Vec::with_capacity(if q.shifts { 3 * n } else { 0 }),
-            vectors: Vec::with_capacity(if q.vectors { 3 * n } else { 0 }),
-            distances: Vec::with_capacity(if q.distances { n } else { 0 }),
+    /// An empty list with room for `n` pairs of the requested quantities; an error (not an abort)
+    /// if that memory cannot be had.
+    pub fn try_with_capacity(n: usize, options: &Options) -> crate::Result<Self> {
+        fn vec<T>(n: usize) -> crate::Result<Vec<T>> {
+            let mut v = Vec::new();
+            v.try_reserve_exact(n).map_err(|_| {
+                crate::Error::InvalidInput(format!("cannot allocate memory for {n} neighbour pairs"))
+            })?;
+            Ok(v)
         }
+        let q = options.quantities;
+        Ok(PairList {
+            first: vec(n)?,
+            second: vec(n)?,
+            shifts: vec(if q.shifts { 3 * n } else { 0 })?,
+            vectors: vec(if q.vectors { 3 * n } else { 0 })?,
+            distances: vec(if q.distances { n } else { 0 })?,
+        })
     }
 
     /// Whether there are no pairs.
@@ -97,6 +105,12 @@ pub fn neighbor_lists(
 ) -> Result<Vec<PairList>> {
     systems
         .par_iter()
-        .map(|(positions, cell)| neighbor_list(*positions, cell, cutoff, options))
+        .enumerate()
+        .map(|(k, (positions, cell))| {
+            neighbor_list(*positions, cell, cutoff, options).map_err(|e| match e {
+                crate::Error::InvalidInput(m) => crate::Error::InvalidInput(format!("structure {k}: {m}")),
+                other => other,
+            })
+        })
         .collect()
 }
