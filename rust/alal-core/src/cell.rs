@@ -15,7 +15,11 @@ pub(crate) mod vec3 {
     }
     #[inline(always)]
     pub fn cross(a: V, b: V) -> V {
-        [a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]]
+        [
+            a[1] * b[2] - a[2] * b[1],
+            a[2] * b[0] - a[0] * b[2],
+            a[0] * b[1] - a[1] * b[0],
+        ]
     }
     #[inline(always)]
     pub fn norm(a: V) -> f64 {
@@ -140,7 +144,11 @@ impl Cell {
             volume / norm(cross(c, a)),
             volume / norm(cross(a, b)),
         ];
-        Ok(Frame { rows, inverse, plane_spacing })
+        Ok(Frame {
+            rows,
+            inverse,
+            plane_spacing,
+        })
     }
 }
 

@@ -9,6 +9,10 @@
 //! Units: positions, cells, cutoffs in Å; energies in eV where a caller supplies them.
 //! Parallelism uses rayon through [`threads::with_threads`].
 
+// Numerical kernels index several arrays with one loop variable, and `!(x > 0.0)` is used on
+// purpose so that NaN fails the check.
+#![allow(clippy::needless_range_loop, clippy::neg_cmp_op_on_partial_ord)]
+
 pub mod cell;
 pub mod descriptors;
 pub mod error;

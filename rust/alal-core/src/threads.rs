@@ -30,7 +30,11 @@ pub fn default_threads() -> usize {
 
 /// Run `f` inside a rayon pool of `n_threads` threads (0 means [`default_threads`]).
 pub fn with_threads<R: Send>(n_threads: usize, f: impl FnOnce() -> R + Send) -> Result<R> {
-    let n = if n_threads == 0 { default_threads() } else { n_threads };
+    let n = if n_threads == 0 {
+        default_threads()
+    } else {
+        n_threads
+    };
     let pool = {
         let mut cache = pools()
             .lock()

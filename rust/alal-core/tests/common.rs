@@ -1,6 +1,6 @@
 //! Shared helpers of the integration tests: a small deterministic RNG and random structures.
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::needless_range_loop)]
 
 /// xorshift64*: deterministic, dependency-free.
 pub struct Rng(u64);
@@ -38,7 +38,11 @@ pub fn random_cell(rng: &mut Rng, lo: f64, hi: f64) -> [[f64; 3]; 3] {
 pub fn random_positions(rng: &mut Rng, cell: &[[f64; 3]; 3], n: usize, spill: f64) -> Vec<f64> {
     let mut out = Vec::with_capacity(3 * n);
     for _ in 0..n {
-        let s = [rng.uniform(-spill, 1.0 + spill), rng.uniform(-spill, 1.0 + spill), rng.uniform(-spill, 1.0 + spill)];
+        let s = [
+            rng.uniform(-spill, 1.0 + spill),
+            rng.uniform(-spill, 1.0 + spill),
+            rng.uniform(-spill, 1.0 + spill),
+        ];
         for c in 0..3 {
             out.push(s[0] * cell[0][c] + s[1] * cell[1][c] + s[2] * cell[2][c]);
         }

@@ -8,7 +8,11 @@ use common::{random_cell, random_positions, Rng};
 use ndarray::{Array2, ArrayView2};
 
 fn params(n_species: usize) -> AniParams {
-    let lin = |a: f64, b: f64, n: usize| (0..n).map(|k| a + (b - a) * k as f64 / n as f64).collect::<Vec<_>>();
+    let lin = |a: f64, b: f64, n: usize| {
+        (0..n)
+            .map(|k| a + (b - a) * k as f64 / n as f64)
+            .collect::<Vec<_>>()
+    };
     AniParams {
         n_species,
         radial_cutoff: 5.0,
@@ -19,7 +23,9 @@ fn params(n_species: usize) -> AniParams {
         angular_eta: 8.0,
         angular_zeta: 13.7,
         angular_shifts: lin(0.9, 3.8, 4),
-        angle_sections: (0..4).map(|k| (2 * k + 1) as f64 * std::f64::consts::PI / 8.0).collect(),
+        angle_sections: (0..4)
+            .map(|k| (2 * k + 1) as f64 * std::f64::consts::PI / 8.0)
+            .collect(),
         cos_scale: 0.95,
     }
 }
@@ -38,20 +44,31 @@ fn system(seed: u64, n: usize, pbc: [bool; 3]) -> System {
         let pos = random_positions(&mut rng, &m, n, 0.0);
         for i in 0..n {
             for j in 0..i {
-                let d: f64 = (0..3).map(|c| (pos[3 * i + c] - pos[3 * j + c]).powi(2)).sum::<f64>().sqrt();
+                let d: f64 = (0..3)
+                    .map(|c| (pos[3 * i + c] - pos[3 * j + c]).powi(2))
+                    .sum::<f64>()
+                    .sqrt();
                 if d < 1.2 {
                     continue 'draw;
                 }
             }
         }
         let species = (0..n).map(|k| k % 2).collect();
-        return System { pos, cell: Cell::new(m, pbc).unwrap(), species };
+        return System {
+            pos,
+            cell: Cell::new(m, pbc).unwrap(),
+            species,
+        };
     }
 }
 
 fn features(d: &AniDescriptor, s: &System, pos: &[f64], cell: Cell) -> Array2<f64> {
     let n = s.species.len();
-    let st = Structure { positions: ArrayView2::from_shape((n, 3), pos).unwrap(), cell, species: &s.species };
+    let st = Structure {
+        positions: ArrayView2::from_shape((n, 3), pos).unwrap(),
+        cell,
+        species: &s.species,
+    };
     d.forward(&[st]).unwrap()
 }
 
@@ -63,8 +80,12 @@ fn vjp_and_jvp_match_finite_differences() {
         let n = s.species.len();
         let mut rng = Rng::new(seed + 100);
         let cot = Array2::from_shape_fn((n, d.n_features()), |_| rng.uniform(-1.0, 1.0));
-        let st = Structure { positions: ArrayView2::from_shape((n, 3), &s.pos).unwrap(), cell: s.cell, species: &s.species };
-        let grads = d.vjp(&[st.clone()], cot.view()).unwrap();
+        let st = Structure {
+            positions: ArrayView2::from_shape((n, 3), &s.pos).unwrap(),
+            cell: s.cell,
+            species: &s.species,
+        };
+        let grads = d.vjp(std::slice::from_ref(&st), cot.view()).unwrap();
         let tangent = Array2::from_shape_fn((n, 3), |_| rng.uniform(-1.0, 1.0));
         let jvp = d.jvp(&[st], tangent.view(), None).unwrap();
         let h = 1e-5;
@@ -76,7 +97,10 @@ fn vjp_and_jvp_match_finite_differences() {
                 m[3 * a + c] -= h;
                 let fd = (loss(&p) - loss(&m)) / (2.0 * h);
                 let an = grads.positions[[a, c]];
-                assert!((fd - an).abs() < 1e-6 * (1.0 + an.abs()), "vjp seed {seed} atom {a} axis {c}: {fd} vs {an}");
+                assert!(
+                    (fd - an).abs() < 1e-6 * (1.0 + an.abs()),
+                    "vjp seed {seed} atom {a} axis {c}: {fd} vs {an}"
+                );
             }
         }
         let (mut p, mut m) = (s.pos.clone(), s.pos.clone());
@@ -100,7 +124,13 @@ fn invariant_under_translation_and_rotation() {
     let moved: Vec<f64> = s
         .pos
         .chunks(3)
-        .flat_map(|r| [c * r[0] - si * r[1] + 1.7, si * r[0] + c * r[1] - 0.4, r[2] + 2.2])
+        .flat_map(|r| {
+            [
+                c * r[0] - si * r[1] + 1.7,
+                si * r[0] + c * r[1] - 0.4,
+                r[2] + 2.2,
+            ]
+        })
         .collect();
     let g1 = features(&d, &s, &moved, s.cell);
     let err = (&g0 - &g1).iter().fold(0.0f64, |e, x| e.max(x.abs()));
@@ -117,6 +147,10 @@ fn refuses_bad_parameters_and_species() {
     assert!(AniDescriptor::new(p).is_err());
     let d = AniDescriptor::new(params(1)).unwrap();
     let s = system(4, 3, [true; 3]);
-    let st = Structure { positions: ArrayView2::from_shape((3, 3), &s.pos).unwrap(), cell: s.cell, species: &s.species };
+    let st = Structure {
+        positions: ArrayView2::from_shape((3, 3), &s.pos).unwrap(),
+        cell: s.cell,
+        species: &s.species,
+    };
     assert!(d.forward(&[st]).is_err()); // species 1 with a one-species descriptor
 }

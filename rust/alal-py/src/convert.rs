@@ -15,7 +15,10 @@ pub fn invalid(message: String) -> PyErr {
 /// A validated [`Cell`] from a `(3, 3)` array (lattice vectors as rows, Å) and periodicity flags.
 pub fn cell_from(py: Python<'_>, cell: ArrayView2<'_, f64>, pbc: [bool; 3]) -> PyResult<Cell> {
     if cell.shape() != [3, 3] {
-        return Err(invalid(format!("the cell must have shape (3, 3), got {:?}", cell.shape())));
+        return Err(invalid(format!(
+            "the cell must have shape (3, 3), got {:?}",
+            cell.shape()
+        )));
     }
     let mut m = [[0.0; 3]; 3];
     for r in 0..3 {
@@ -32,7 +35,8 @@ pub fn species_from(species: &[i64]) -> PyResult<Vec<usize>> {
         .iter()
         .enumerate()
         .map(|(k, &x)| {
-            usize::try_from(x).map_err(|_| invalid(format!("atom {k} has a negative species index {x}")))
+            usize::try_from(x)
+                .map_err(|_| invalid(format!("atom {k} has a negative species index {x}")))
         })
         .collect()
 }

@@ -4,11 +4,20 @@
 use alal_core::cell::Cell;
 use alal_core::descriptors::{AniDescriptor as CoreAni, AniParams, Structure};
 use ndarray::{Array3, ArrayView2};
-use numpy::{IntoPyArray, PyArray2, PyArray3, PyArray4, PyReadonlyArray1, PyReadonlyArray2, PyReadonlyArray3};
+use numpy::{
+    IntoPyArray, PyArray2, PyArray3, PyArray4, PyReadonlyArray1, PyReadonlyArray2, PyReadonlyArray3,
+};
 use pyo3::prelude::*;
 
 use crate::convert::{cell_from, invalid, species_from};
 use crate::errors::{run, to_py};
+
+/// `(dL/dpositions, dL/dcells, virials)` as NumPy arrays.
+type VjpArrays<'py> = (
+    Bound<'py, PyArray2<f64>>,
+    Bound<'py, PyArray3<f64>>,
+    Bound<'py, PyArray3<f64>>,
+);
 
 /// Owned, validated form of a batch.
 struct Batch {
@@ -31,25 +40,37 @@ impl Batch {
         let counts_a = counts.as_array();
         let b = counts_a.len();
         if cells_a.shape() != [b, 3, 3] {
-            return Err(invalid(format!("cells must have shape ({b}, 3, 3), got {:?}", cells_a.shape())));
+            return Err(invalid(format!(
+                "cells must have shape ({b}, 3, 3), got {:?}",
+                cells_a.shape()
+            )));
         }
         if pbc_a.shape() != [b, 3] {
-            return Err(invalid(format!("pbc must have shape ({b}, 3), got {:?}", pbc_a.shape())));
+            return Err(invalid(format!(
+                "pbc must have shape ({b}, 3), got {:?}",
+                pbc_a.shape()
+            )));
         }
         let mut starts = Vec::with_capacity(b + 1);
         let mut total = 0usize;
         for (k, &c) in counts_a.iter().enumerate() {
-            let c = usize::try_from(c).map_err(|_| invalid(format!("structure {k} has a negative atom count {c}")))?;
+            let c = usize::try_from(c)
+                .map_err(|_| invalid(format!("structure {k} has a negative atom count {c}")))?;
             starts.push(total);
             total += c;
         }
         starts.push(total);
         if total != n_atoms {
-            return Err(invalid(format!("the atom counts add up to {total} but positions has {n_atoms} rows")));
+            return Err(invalid(format!(
+                "the atom counts add up to {total} but positions has {n_atoms} rows"
+            )));
         }
         let species = species_from(&species.as_array().to_vec())?;
         if species.len() != n_atoms {
-            return Err(invalid(format!("got {} species for {n_atoms} atoms", species.len())));
+            return Err(invalid(format!(
+                "got {} species for {n_atoms} atoms",
+                species.len()
+            )));
         }
         let mut cell_list = Vec::with_capacity(b);
         for k in 0..b {
@@ -58,7 +79,11 @@ impl Batch {
                 .map_err(|e| invalid(format!("structure {k}: {}", e.value(py))))?;
             cell_list.push(cell);
         }
-        Ok(Batch { cells: cell_list, species, starts })
+        Ok(Batch {
+            cells: cell_list,
+            species,
+            starts,
+        })
     }
 
     fn structures<'a>(&'a self, positions: ArrayView2<'a, f64>) -> Vec<Structure<'a>> {
@@ -77,7 +102,10 @@ impl Batch {
 
 fn check_positions(positions: &ArrayView2<'_, f64>) -> PyResult<()> {
     if positions.ncols() != 3 {
-        return Err(invalid(format!("positions must have shape (n_atoms, 3), got {:?}", positions.shape())));
+        return Err(invalid(format!(
+            "positions must have shape (n_atoms, 3), got {:?}",
+            positions.shape()
+        )));
     }
     Ok(())
 }
@@ -134,7 +162,9 @@ impl PyAniDescriptor {
             angle_sections,
             cos_scale,
         };
-        CoreAni::new(params).map(|inner| PyAniDescriptor { inner }).map_err(|e| to_py(py, e))
+        CoreAni::new(params)
+            .map(|inner| PyAniDescriptor { inner })
+            .map_err(|e| to_py(py, e))
     }
 
     /// Number of features per atom.
@@ -177,7 +207,7 @@ impl PyAniDescriptor {
         counts: PyReadonlyArray1<'py, i64>,
         cotangent: PyReadonlyArray2<'py, f64>,
         n_threads: usize,
-    ) -> PyResult<(Bound<'py, PyArray2<f64>>, Bound<'py, PyArray3<f64>>, Bound<'py, PyArray3<f64>>)> {
+    ) -> PyResult<VjpArrays<'py>> {
         let pos = positions.as_array();
         check_positions(&pos)?;
         let batch = Batch::new(py, pos.nrows(), &cells, &pbc, &species, &counts)?;
@@ -238,7 +268,9 @@ impl PyAniDescriptor {
             None => None,
         };
         let t = tangent.as_array();
-        let out = run(py, n_threads, || self.inner.jvp(&structures, t, ct.as_deref()))?;
+        let out = run(py, n_threads, || {
+            self.inner.jvp(&structures, t, ct.as_deref())
+        })?;
         Ok(out.into_pyarray(py))
     }
 
@@ -259,7 +291,11 @@ impl PyAniDescriptor {
         check_positions(&pos)?;
         let cell = cell_from(py, cell.as_array(), pbc)?;
         let species = species_from(&species.as_array().to_vec())?;
-        let structure = Structure { positions: pos, cell, species: &species };
+        let structure = Structure {
+            positions: pos,
+            cell,
+            species: &species,
+        };
         let out = run(py, n_threads, || self.inner.jacobian(&structure, max_bytes))?;
         Ok(out.into_pyarray(py))
     }

@@ -20,8 +20,10 @@ fn to_numpy(py: Python<'_>, list: PairList) -> PyResult<Pairs<'_>> {
     let n = list.len();
     let shifts_n = if list.shifts.is_empty() { 0 } else { n };
     let vectors_n = if list.vectors.is_empty() { 0 } else { n };
-    let shifts = Array2::from_shape_vec((shifts_n, 3), list.shifts).map_err(|e| invalid(e.to_string()))?;
-    let vectors = Array2::from_shape_vec((vectors_n, 3), list.vectors).map_err(|e| invalid(e.to_string()))?;
+    let shifts =
+        Array2::from_shape_vec((shifts_n, 3), list.shifts).map_err(|e| invalid(e.to_string()))?;
+    let vectors =
+        Array2::from_shape_vec((vectors_n, 3), list.vectors).map_err(|e| invalid(e.to_string()))?;
     Ok((
         list.first.into_pyarray(py),
         list.second.into_pyarray(py),
@@ -44,17 +46,28 @@ fn cutoff_from(
         (None, Some(s), Some(t)) => {
             let t = t.as_array();
             if t.nrows() != t.ncols() {
-                return Err(invalid(format!("the species-pair cutoff table must be square, got {:?}", t.shape())));
+                return Err(invalid(format!(
+                    "the species-pair cutoff table must be square, got {:?}",
+                    t.shape()
+                )));
             }
             let species = s
                 .as_array()
                 .iter()
-                .map(|&x| usize::try_from(x).map_err(|_| invalid(format!("negative species index {x}"))))
+                .map(|&x| {
+                    usize::try_from(x).map_err(|_| invalid(format!("negative species index {x}")))
+                })
                 .collect::<PyResult<Vec<_>>>()?;
-            Ok(Cutoff::SpeciesPairs { species, n_species: t.nrows(), table: t.iter().copied().collect() })
+            Ok(Cutoff::SpeciesPairs {
+                species,
+                n_species: t.nrows(),
+                table: t.iter().copied().collect(),
+            })
         }
         (None, None, None) => Ok(Cutoff::Uniform(cutoff)),
-        _ => Err(invalid("give either radii, or species and table, or neither".into())),
+        _ => Err(invalid(
+            "give either radii, or species and table, or neither".into(),
+        )),
     }
 }
 
@@ -82,9 +95,19 @@ pub fn neighbor_list<'py>(
 ) -> PyResult<Pairs<'py>> {
     let cell = cell_from(py, cell.as_array(), pbc)?;
     let rule = cutoff_from(cutoff, radii, species, table)?;
-    let options = Options { full_list, self_interaction, quantities: Quantities { shifts, vectors, distances } };
+    let options = Options {
+        full_list,
+        self_interaction,
+        quantities: Quantities {
+            shifts,
+            vectors,
+            distances,
+        },
+    };
     let positions = positions.as_array();
-    let list = run(py, n_threads, || neighbors::neighbor_list(positions, &cell, &rule, &options))?;
+    let list = run(py, n_threads, || {
+        neighbors::neighbor_list(positions, &cell, &rule, &options)
+    })?;
     to_numpy(py, list)
 }
 
@@ -116,12 +139,21 @@ pub fn neighbor_list_batch<'py>(
     }
     let mut systems = Vec::with_capacity(positions.len());
     for (k, (p, (c, pbc))) in positions.iter().zip(cells.iter().zip(&pbcs)).enumerate() {
-        let cell = cell_from(py, c.as_array(), *pbc).map_err(|e| {
-            invalid(format!("structure {k}: {}", e.value(py)))
-        })?;
+        let cell = cell_from(py, c.as_array(), *pbc)
+            .map_err(|e| invalid(format!("structure {k}: {}", e.value(py))))?;
         systems.push((p.as_array(), cell));
     }
-    let options = Options { full_list, self_interaction, quantities: Quantities { shifts, vectors, distances } };
-    let lists = run(py, n_threads, || neighbors::neighbor_lists(&systems, &Cutoff::Uniform(cutoff), &options))?;
+    let options = Options {
+        full_list,
+        self_interaction,
+        quantities: Quantities {
+            shifts,
+            vectors,
+            distances,
+        },
+    };
+    let lists = run(py, n_threads, || {
+        neighbors::neighbor_lists(&systems, &Cutoff::Uniform(cutoff), &options)
+    })?;
     lists.into_iter().map(|l| to_numpy(py, l)).collect()
 }

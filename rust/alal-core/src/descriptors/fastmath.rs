@@ -6,8 +6,8 @@
 
 const LOG2E: f64 = std::f64::consts::LOG2_E;
 /// ln 2 split in a high part with trailing zero bits (exact products with small integers) and the rest.
-const LN2_HI: f64 = 6.931_471_803_691_238_164_90e-1;
-const LN2_LO: f64 = 1.908_214_929_270_587_700_02e-10;
+const LN2_HI: f64 = f64::from_bits(0x3fe6_2e42_fee0_0000);
+const LN2_LO: f64 = f64::from_bits(0x3dea_39ef_3579_3c76);
 /// 1.5 · 2⁵²: adding it rounds to the nearest integer and leaves that integer in the low bits.
 const ROUND: f64 = 6_755_399_441_055_744.0;
 const SQRT2: f64 = std::f64::consts::SQRT_2;
@@ -19,7 +19,7 @@ pub fn exp(x: f64) -> f64 {
     let t = xc * LOG2E + ROUND;
     let k = t - ROUND;
     let r = (xc - k * LN2_HI) - k * LN2_LO; // |r| ≤ ln2 / 2
-    // Taylor series to degree 13: truncation error below 1e-17 on |r| ≤ 0.347.
+                                            // Taylor series to degree 13: truncation error below 1e-17 on |r| ≤ 0.347.
     let mut p = 1.0 / 6_227_020_800.0;
     p = p * r + 1.0 / 479_001_600.0;
     p = p * r + 1.0 / 39_916_800.0;

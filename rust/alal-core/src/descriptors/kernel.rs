@@ -140,7 +140,11 @@ impl Kernel {
         }
         for z in 0..n {
             let base = a[z];
-            ln_base[z] = if base > 1e-300 { fastmath::ln(base) } else { -1e300 };
+            ln_base[z] = if base > 1e-300 {
+                fastmath::ln(base)
+            } else {
+                -1e300
+            };
         }
         match da {
             None => {
@@ -154,7 +158,11 @@ impl Kernel {
                 for z in 0..n {
                     let base = a[z];
                     // base^(ζ−1); exactly 1 for ζ = 1 whatever the base.
-                    let pow_m1 = if zeta == 1.0 { 1.0 } else { fastmath::exp((zeta - 1.0) * ln_base[z]) };
+                    let pow_m1 = if zeta == 1.0 {
+                        1.0
+                    } else {
+                        fastmath::exp((zeta - 1.0) * ln_base[z])
+                    };
                     a[z] = pow_m1 * base;
                     da[z] = zeta * pow_m1 * (0.5 * s * (cz[z] - ratio * sz[z]));
                 }
@@ -237,7 +245,8 @@ impl Kernel {
         let n_z = self.p.angle_sections.len();
         let n_a = self.p.angular_shifts.len();
         let angular = &scratch.angular;
-        let (mut a_buf, mut rad_buf, mut ln_buf) = ([0.0; MAX_ANGULAR], [0.0; MAX_ANGULAR], [0.0; MAX_ANGULAR]);
+        let (mut a_buf, mut rad_buf, mut ln_buf) =
+            ([0.0; MAX_ANGULAR], [0.0; MAX_ANGULAR], [0.0; MAX_ANGULAR]);
         let (a, rad, ln_base) = (&mut a_buf[..n_z], &mut rad_buf[..n_a], &mut ln_buf[..n_z]);
         for (m, nb1) in angular.iter().enumerate() {
             for nb2 in &angular[m + 1..] {
@@ -245,7 +254,8 @@ impl Kernel {
                 self.angle_terms(t.cos, a, None, ln_base);
                 self.mean_distance_terms(0.5 * (nb1.r + nb2.r), rad, None);
                 let f = 2.0 * nb1.fc * nb2.fc;
-                let start = self.n_radial + self.p.species_pair_index(nb1.species, nb2.species) * self.block;
+                let start = self.n_radial
+                    + self.p.species_pair_index(nb1.species, nb2.species) * self.block;
                 let block = &mut out[start..start + self.block];
                 for (ia, &ra) in rad.iter().enumerate() {
                     let fr = f * ra;
@@ -261,7 +271,13 @@ impl Kernel {
     /// Vector–Jacobian product: with `cotangent = ∂L/∂G` of this atom, accumulate `∂L/∂D` of each
     /// pair vector into `grad` (one entry per neighbour, added to).
     #[inline(always)]
-    fn vjp_impl(&self, neighbours: &[Neighbour], cotangent: &[f64], grad: &mut [[f64; 3]], scratch: &mut Scratch) {
+    fn vjp_impl(
+        &self,
+        neighbours: &[Neighbour],
+        cotangent: &[f64],
+        grad: &mut [[f64; 3]],
+        scratch: &mut Scratch,
+    ) {
         self.prepare(neighbours, scratch);
         let n_r = self.p.radial_shifts.len();
         let rc = self.p.radial_cutoff;
@@ -288,11 +304,17 @@ impl Kernel {
         let angular = &scratch.angular;
         let mut bufs = [[0.0; MAX_ANGULAR]; 7];
         let [a, da, rad, drad, h, k, ln_base] = &mut bufs;
-        let (a, da, ln_base, k) = (&mut a[..n_z], &mut da[..n_z], &mut ln_base[..n_z], &mut k[..n_z]);
+        let (a, da, ln_base, k) = (
+            &mut a[..n_z],
+            &mut da[..n_z],
+            &mut ln_base[..n_z],
+            &mut k[..n_z],
+        );
         let (rad, drad, h) = (&mut rad[..n_a], &mut drad[..n_a], &mut h[..n_a]);
         for (m, nb1) in angular.iter().enumerate() {
             for nb2 in &angular[m + 1..] {
-                let start = self.n_radial + self.p.species_pair_index(nb1.species, nb2.species) * self.block;
+                let start = self.n_radial
+                    + self.p.species_pair_index(nb1.species, nb2.species) * self.block;
                 let g = &cotangent[start..start + self.block];
                 let t = triple(nb1, nb2);
                 self.angle_terms(t.cos, a, Some(da), ln_base);
@@ -326,7 +348,13 @@ impl Kernel {
     /// Jacobian–vector product: with `tangent[p] = δD` of each pair vector, the change of this
     /// atom's features (`out` is overwritten).
     #[inline(always)]
-    fn jvp_impl(&self, neighbours: &[Neighbour], tangent: &[[f64; 3]], out: &mut [f64], scratch: &mut Scratch) {
+    fn jvp_impl(
+        &self,
+        neighbours: &[Neighbour],
+        tangent: &[[f64; 3]],
+        out: &mut [f64],
+        scratch: &mut Scratch,
+    ) {
         out.fill(0.0);
         self.prepare(neighbours, scratch);
         let n_r = self.p.radial_shifts.len();
@@ -351,7 +379,12 @@ impl Kernel {
         let angular = &scratch.angular;
         let mut bufs = [[0.0; MAX_ANGULAR]; 7];
         let [a, da, rad, drad, h, k, ln_base] = &mut bufs;
-        let (a, da, ln_base, k) = (&mut a[..n_z], &mut da[..n_z], &mut ln_base[..n_z], &mut k[..n_z]);
+        let (a, da, ln_base, k) = (
+            &mut a[..n_z],
+            &mut da[..n_z],
+            &mut ln_base[..n_z],
+            &mut k[..n_z],
+        );
         let (rad, drad, h) = (&mut rad[..n_a], &mut drad[..n_a], &mut h[..n_a]);
         for (m, nb1) in angular.iter().enumerate() {
             for nb2 in &angular[m + 1..] {
@@ -371,7 +404,8 @@ impl Kernel {
                 for ia in 0..rad.len() {
                     h[ia] = drad[ia] * f * 0.5 * (dr1 + dr2) + rad[ia] * df; // ε
                 }
-                let start = self.n_radial + self.p.species_pair_index(nb1.species, nb2.species) * self.block;
+                let start = self.n_radial
+                    + self.p.species_pair_index(nb1.species, nb2.species) * self.block;
                 let block = &mut out[start..start + self.block];
                 for ia in 0..rad.len() {
                     let beta = rad[ia] * f;

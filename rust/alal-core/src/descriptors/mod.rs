@@ -64,7 +64,7 @@ impl Neighbourhoods {
     fn structure_of_atoms(&self) -> Vec<usize> {
         let mut s = Vec::with_capacity(self.n_atoms());
         for b in 0..self.atom_start.len() - 1 {
-            s.extend(std::iter::repeat(b).take(self.atom_start[b + 1] - self.atom_start[b]));
+            s.extend(std::iter::repeat_n(b, self.atom_start[b + 1] - self.atom_start[b]));
         }
         s
     }
@@ -80,7 +80,9 @@ impl AniDescriptor {
     /// Validate the parameters and precompute their constants.
     pub fn new(params: AniParams) -> Result<Self> {
         params.validate()?;
-        Ok(AniDescriptor { kernel: Kernel::new(&params) })
+        Ok(AniDescriptor {
+            kernel: Kernel::new(&params),
+        })
     }
 
     /// The parameters.
@@ -115,7 +117,11 @@ impl AniDescriptor {
         let options = Options {
             full_list: true,
             self_interaction: false,
-            quantities: Quantities { shifts: true, vectors: true, distances: true },
+            quantities: Quantities {
+                shifts: true,
+                vectors: true,
+                distances: true,
+            },
         };
         let lists = neighbor_lists(&systems, &Cutoff::Uniform(p.max_cutoff()), &options)?;
         let n_atoms: usize = structures.iter().map(|s| s.species.len()).sum();
@@ -140,10 +146,22 @@ impl AniDescriptor {
                     ));
                 }
                 pair_start[offset + i + 1] += 1;
-                let v = [list.vectors[3 * k], list.vectors[3 * k + 1], list.vectors[3 * k + 2]];
-                neighbours.push(Neighbour { species: s.species[j], v, r: list.distances[k] });
+                let v = [
+                    list.vectors[3 * k],
+                    list.vectors[3 * k + 1],
+                    list.vectors[3 * k + 2],
+                ];
+                neighbours.push(Neighbour {
+                    species: s.species[j],
+                    v,
+                    r: list.distances[k],
+                });
                 second.push(offset + j);
-                shifts.push([list.shifts[3 * k], list.shifts[3 * k + 1], list.shifts[3 * k + 2]]);
+                shifts.push([
+                    list.shifts[3 * k],
+                    list.shifts[3 * k + 1],
+                    list.shifts[3 * k + 2],
+                ]);
             }
             offset += s.species.len();
         }
@@ -154,7 +172,13 @@ impl AniDescriptor {
         if pair_start[n_atoms] != n_pairs {
             return Err(Error::Internal("pair offsets do not add up".into()));
         }
-        Ok(Neighbourhoods { atom_start, pair_start, neighbours, second, shifts })
+        Ok(Neighbourhoods {
+            atom_start,
+            pair_start,
+            neighbours,
+            second,
+            shifts,
+        })
     }
 
     /// Features of every atom of the batch, `(n_atoms_total, n_features)`.
@@ -163,16 +187,24 @@ impl AniDescriptor {
         let nf = self.n_features();
         let mut out = Array2::<f64>::zeros((nh.n_atoms(), nf));
         if let Some(flat) = out.as_slice_mut() {
-            flat.par_chunks_mut(nf.max(1)).enumerate().for_each_init(Scratch::default, |scratch, (a, row)| {
-                self.kernel.forward(&nh.neighbours[nh.pairs(a)], row, scratch);
-            });
+            flat.par_chunks_mut(nf.max(1)).enumerate().for_each_init(
+                Scratch::default,
+                |scratch, (a, row)| {
+                    self.kernel
+                        .forward(&nh.neighbours[nh.pairs(a)], row, scratch);
+                },
+            );
         }
         Ok(out)
     }
 
     /// Vector–Jacobian product: with `cotangent = ∂L/∂G` `(n_atoms_total, n_features)`, return
     /// `∂L/∂positions`, `∂L/∂cell` and the virial of each structure.
-    pub fn vjp(&self, structures: &[Structure<'_>], cotangent: ArrayView2<'_, f64>) -> Result<Gradients> {
+    pub fn vjp(
+        &self,
+        structures: &[Structure<'_>],
+        cotangent: ArrayView2<'_, f64>,
+    ) -> Result<Gradients> {
         let nh = self.neighbourhoods(structures)?;
         let nf = self.n_features();
         if cotangent.dim() != (nh.n_atoms(), nf) {
@@ -190,18 +222,22 @@ impl AniDescriptor {
             slices.push(head);
             rest = tail;
         }
-        slices.into_par_iter().enumerate().for_each_init(Scratch::default, |scratch, (a, grad)| {
-            let row = cotangent.row(a);
-            let cot: Vec<f64>;
-            let cot_slice = match row.as_slice() {
-                Some(s) => s,
-                None => {
-                    cot = row.to_vec();
-                    &cot
-                }
-            };
-            self.kernel.vjp(&nh.neighbours[nh.pairs(a)], cot_slice, grad, scratch);
-        });
+        slices
+            .into_par_iter()
+            .enumerate()
+            .for_each_init(Scratch::default, |scratch, (a, grad)| {
+                let row = cotangent.row(a);
+                let cot: Vec<f64>;
+                let cot_slice = match row.as_slice() {
+                    Some(s) => s,
+                    None => {
+                        cot = row.to_vec();
+                        &cot
+                    }
+                };
+                self.kernel
+                    .vjp(&nh.neighbours[nh.pairs(a)], cot_slice, grad, scratch);
+            });
         let mut positions = Array2::<f64>::zeros((nh.n_atoms(), 3));
         let mut cells = vec![[[0.0; 3]; 3]; structures.len()];
         let mut virials = vec![[[0.0; 3]; 3]; structures.len()];
@@ -225,7 +261,11 @@ impl AniDescriptor {
                 }
             }
         }
-        Ok(Gradients { positions, cells, virials })
+        Ok(Gradients {
+            positions,
+            cells,
+            virials,
+        })
     }
 
     /// Jacobian–vector product: the change of every feature, `(n_atoms_total, n_features)`, when
@@ -265,7 +305,11 @@ impl AniDescriptor {
                     let ua = [tangent[[a, 0]], tangent[[a, 1]], tangent[[a, 2]]];
                     for p in nh.pairs(a) {
                         let j = nh.second[p];
-                        let mut d = [tangent[[j, 0]] - ua[0], tangent[[j, 1]] - ua[1], tangent[[j, 2]] - ua[2]];
+                        let mut d = [
+                            tangent[[j, 0]] - ua[0],
+                            tangent[[j, 1]] - ua[1],
+                            tangent[[j, 2]] - ua[2],
+                        ];
                         if let Some(ct) = cell_tangents {
                             let c = &ct[structure_of[a]];
                             let s = nh.shifts[p];
@@ -277,7 +321,8 @@ impl AniDescriptor {
                         }
                         local.push(d);
                     }
-                    self.kernel.jvp(&nh.neighbours[nh.pairs(a)], local, row, scratch);
+                    self.kernel
+                        .jvp(&nh.neighbours[nh.pairs(a)], local, row, scratch);
                 },
             );
         }

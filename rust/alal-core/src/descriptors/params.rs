@@ -101,10 +101,16 @@ impl AniParams {
         positive(self.radial_scale, "radial_scale")?;
         positive(self.cos_scale, "cos_scale")?;
         if self.cos_scale >= 1.0 {
-            return Err(invalid!("cos_scale must be in (0, 1), got {}", self.cos_scale));
+            return Err(invalid!(
+                "cos_scale must be in (0, 1), got {}",
+                self.cos_scale
+            ));
         }
         if !(self.angular_zeta.is_finite() && self.angular_zeta >= 1.0) {
-            return Err(invalid!("angular_zeta must be finite and at least 1, got {}", self.angular_zeta));
+            return Err(invalid!(
+                "angular_zeta must be finite and at least 1, got {}",
+                self.angular_zeta
+            ));
         }
         for (name, v) in [
             ("radial_shifts", &self.radial_shifts),
@@ -114,9 +120,16 @@ impl AniParams {
             if v.is_empty() {
                 return Err(invalid!("{name} must not be empty"));
             }
-            let most = if name == "radial_shifts" { MAX_RADIAL } else { MAX_ANGULAR };
+            let most = if name == "radial_shifts" {
+                MAX_RADIAL
+            } else {
+                MAX_ANGULAR
+            };
             if v.len() > most {
-                return Err(invalid!("{name} may have at most {most} entries, got {}", v.len()));
+                return Err(invalid!(
+                    "{name} may have at most {most} entries, got {}",
+                    v.len()
+                ));
             }
             if let Some(x) = v.iter().find(|x| !x.is_finite()) {
                 return Err(invalid!("{name} must be finite, got {x}"));

@@ -63,15 +63,24 @@ pub fn neighbor_list(
     options: &Options,
 ) -> Result<PairList> {
     if positions.ncols() != 3 {
-        return Err(invalid!("positions must have shape (n_atoms, 3), got {:?}", positions.shape()));
+        return Err(invalid!(
+            "positions must have shape (n_atoms, 3), got {:?}",
+            positions.shape()
+        ));
     }
     let n_atoms = positions.nrows();
     if n_atoms > u32::MAX as usize {
-        return Err(invalid!("at most {} atoms per structure are supported, got {n_atoms}", u32::MAX));
+        return Err(invalid!(
+            "at most {} atoms per structure are supported, got {n_atoms}",
+            u32::MAX
+        ));
     }
     let points: Vec<[f64; 3]> = positions.outer_iter().map(|r| [r[0], r[1], r[2]]).collect();
     if let Some(k) = points.iter().position(|p| !p.iter().all(|x| x.is_finite())) {
-        return Err(invalid!("position of atom {k} is not finite: {:?}", points[k]));
+        return Err(invalid!(
+            "position of atom {k} is not finite: {:?}",
+            points[k]
+        ));
     }
     cutoff.validate(n_atoms)?;
     let max_cutoff = cutoff.max();
@@ -86,7 +95,9 @@ pub fn neighbor_list(
         let mut out = PairList::try_with_capacity(bins.expected_pairs(atoms.len()), options)?;
         let (mut found, mut order) = (Vec::new(), Vec::new());
         for i in atoms {
-            pairs_of_atom(i, cutoff, options, &bins, max_cutoff, &mut found, &mut order, &mut out);
+            pairs_of_atom(
+                i, cutoff, options, &bins, max_cutoff, &mut found, &mut order, &mut out,
+            );
         }
         Ok(out)
     };
@@ -94,7 +105,10 @@ pub fn neighbor_list(
         return run(0..n_atoms);
     }
     let chunk = n_atoms.div_ceil(8 * threads).max(16);
-    let ranges: Vec<_> = (0..n_atoms).step_by(chunk).map(|a| a..(a + chunk).min(n_atoms)).collect();
+    let ranges: Vec<_> = (0..n_atoms)
+        .step_by(chunk)
+        .map(|a| a..(a + chunk).min(n_atoms))
+        .collect();
     let parts: Vec<PairList> = ranges.into_par_iter().map(run).collect::<Result<_>>()?;
     Ok(concatenate(parts))
 }
@@ -129,7 +143,9 @@ impl Bins {
             if !periodic[d] {
                 let (mn, mx) = reduced
                     .iter()
-                    .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), s| (a.min(s[d]), b.max(s[d])));
+                    .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), s| {
+                        (a.min(s[d]), b.max(s[d]))
+                    });
                 lo[d] = mn;
                 span[d] = mx - mn;
                 thickness[d] = mx - mn; // rows along non-periodic axes are unit vectors
@@ -138,7 +154,11 @@ impl Bins {
         let mut n = [1usize; 3];
         for d in 0..3 {
             let k = (thickness[d] / (cutoff * (1.0 + BIN_SLACK))).floor();
-            n[d] = if k.is_finite() && k >= 1.0 { k.min(1e6) as usize } else { 1 };
+            n[d] = if k.is_finite() && k >= 1.0 {
+                k.min(1e6) as usize
+            } else {
+                1
+            };
         }
         // Cap the number of bins for sparse systems, shrinking every axis alike.
         let max_bins = (MAX_BINS_PER_ATOM * n_atoms).max(1) as f64;
@@ -169,7 +189,11 @@ impl Bins {
                 .abs();
             det * span.iter().product::<f64>()
         };
-        let density = if region > 0.0 { n_atoms as f64 / region } else { 0.0 };
+        let density = if region > 0.0 {
+            n_atoms as f64 / region
+        } else {
+            0.0
+        };
         let sphere_volume = 4.0 / 3.0 * std::f64::consts::PI * cutoff.powi(3);
         // Pairs expected at the mean density, never more than the candidates the search visits.
         let candidates_per_atom = images * n_atoms as f64 / (n[0] * n[1] * n[2]) as f64;
@@ -191,7 +215,11 @@ impl Bins {
         let bin_index = |s: &[f64; 3]| -> usize {
             let mut flat = 0usize;
             for d in 0..3 {
-                let frac = if span[d] > 0.0 { (s[d] - lo[d]) / span[d] } else { 0.0 };
+                let frac = if span[d] > 0.0 {
+                    (s[d] - lo[d]) / span[d]
+                } else {
+                    0.0
+                };
                 let b = ((frac * n[d] as f64).floor().max(0.0) as usize).min(n[d] - 1);
                 flat = flat * n[d] + b;
             }
@@ -238,8 +266,25 @@ impl Bins {
             .map(|&k| offset[k as usize].map(|x| x as i32))
             .collect();
         Ok(Bins {
-            n, reach, periodic, bin_of, start, order, xs, ys, zs, points, sorted_points, sorted_offset, wrapped, offset, rows, images,
-            n_atoms, density, sphere_volume,
+            n,
+            reach,
+            periodic,
+            bin_of,
+            start,
+            order,
+            xs,
+            ys,
+            zs,
+            points,
+            sorted_points,
+            sorted_offset,
+            wrapped,
+            offset,
+            rows,
+            images,
+            n_atoms,
+            density,
+            sphere_volume,
         })
     }
 
@@ -312,9 +357,13 @@ fn pairs_of_atom(
     let (xs, ys, zs) = (&bins.xs[..], &bins.ys[..], &bins.zs[..]);
     let nz = bins.n[2] as i64;
     for dx in -rx..=rx {
-        let Some((cx, ix)) = neighbour_bin(home[0] + dx, 0, bins) else { continue };
+        let Some((cx, ix)) = neighbour_bin(home[0] + dx, 0, bins) else {
+            continue;
+        };
         for dy in -ry..=ry {
-            let Some((cy, iy)) = neighbour_bin(home[1] + dy, 1, bins) else { continue };
+            let Some((cy, iy)) = neighbour_bin(home[1] + dy, 1, bins) else {
+                continue;
+            };
             let column = (cx * bins.n[1] + cy) * bins.n[2];
             // Along z, consecutive bins of the same periodic image are contiguous in memory:
             // visit them as one run of slots.
@@ -345,10 +394,12 @@ fn pairs_of_atom(
                 while block < b {
                     let end = (block + DIST_BLOCK).min(b);
                     let mut dist2 = [0.0f64; DIST_BLOCK];
-                    for (d2, ((&x, &y), &z)) in dist2
-                        .iter_mut()
-                        .zip(xs[block..end].iter().zip(&ys[block..end]).zip(&zs[block..end]))
-                    {
+                    for (d2, ((&x, &y), &z)) in dist2.iter_mut().zip(
+                        xs[block..end]
+                            .iter()
+                            .zip(&ys[block..end])
+                            .zip(&zs[block..end]),
+                    ) {
                         let (vx, vy, vz) = (x + base[0], y + base[1], z + base[2]);
                         *d2 = vx * vx + vy * vy + vz * vz;
                     }
@@ -384,7 +435,11 @@ fn pairs_of_atom(
                             }
                         }
                         let d = (v[0] * v[0] + v[1] * v[1] + v[2] * v[2]).sqrt();
-                        let limit = if uniform { max_cutoff } else { cutoff.pair(i, j) };
+                        let limit = if uniform {
+                            max_cutoff
+                        } else {
+                            cutoff.pair(i, j)
+                        };
                         if d < limit {
                             found.push(Found { j, s, v, d });
                         }
@@ -396,7 +451,9 @@ fn pairs_of_atom(
     }
     // Sort by (j, S) through packed integer keys; tuples only for absurdly large shifts.
     order.clear();
-    let small = found.iter().all(|f| f.s.iter().all(|&x| (-1024..1024).contains(&x)) && f.j < (1 << 30));
+    let small = found
+        .iter()
+        .all(|f| f.s.iter().all(|&x| (-1024..1024).contains(&x)) && f.j < (1 << 30));
     if small {
         order.extend(found.iter().enumerate().map(|(k, f)| {
             let key = ((f.j as u64) << 33)
@@ -407,7 +464,7 @@ fn pairs_of_atom(
         }));
         order.sort_unstable_by_key(|x| x.0);
     } else {
-        found.sort_unstable_by(|a, b| (a.j, a.s).cmp(&(b.j, b.s)));
+        found.sort_unstable_by_key(|f| (f.j, f.s));
         order.extend((0..found.len()).map(|k| (0, k as u32)));
     }
     let q = options.quantities;
@@ -456,7 +513,10 @@ fn concatenate(parts: Vec<PairList>) -> PairList {
             targets.push(head);
             rest = tail;
         }
-        targets.into_par_iter().zip(pieces).for_each(|(t, p)| t.copy_from_slice(p));
+        targets
+            .into_par_iter()
+            .zip(pieces)
+            .for_each(|(t, p)| t.copy_from_slice(p));
         out
     }
     let (first, (second, (shifts, (vectors, distances)))) = rayon::join(
@@ -478,5 +538,11 @@ fn concatenate(parts: Vec<PairList>) -> PairList {
             )
         },
     );
-    PairList { first, second, shifts, vectors, distances }
+    PairList {
+        first,
+        second,
+        shifts,
+        vectors,
+        distances,
+    }
 }

@@ -37,7 +37,9 @@ impl Cutoff {
             if c.is_finite() && c >= 0.0 {
                 Ok(())
             } else {
-                Err(invalid!("{what} must be a finite, non-negative distance in Å, got {c}"))
+                Err(invalid!(
+                    "{what} must be a finite, non-negative distance in Å, got {c}"
+                ))
             }
         };
         match self {
@@ -49,11 +51,19 @@ impl Cutoff {
                         r.len()
                     ));
                 }
-                r.iter().try_for_each(|&c| check(c, "each per-atom cutoff radius"))
+                r.iter()
+                    .try_for_each(|&c| check(c, "each per-atom cutoff radius"))
             }
-            Cutoff::SpeciesPairs { species, n_species, table } => {
+            Cutoff::SpeciesPairs {
+                species,
+                n_species,
+                table,
+            } => {
                 if species.len() != n_atoms {
-                    return Err(invalid!("got {} species for {n_atoms} atoms", species.len()));
+                    return Err(invalid!(
+                        "got {} species for {n_atoms} atoms",
+                        species.len()
+                    ));
                 }
                 if table.len() != n_species * n_species {
                     return Err(invalid!(
@@ -62,9 +72,13 @@ impl Cutoff {
                     ));
                 }
                 if let Some(&s) = species.iter().find(|&&s| s >= *n_species) {
-                    return Err(invalid!("species index {s} is out of range (n_species = {n_species})"));
+                    return Err(invalid!(
+                        "species index {s} is out of range (n_species = {n_species})"
+                    ));
                 }
-                table.iter().try_for_each(|&c| check(c, "each species-pair cutoff"))?;
+                table
+                    .iter()
+                    .try_for_each(|&c| check(c, "each species-pair cutoff"))?;
                 for a in 0..*n_species {
                     for b in 0..a {
                         if table[a * n_species + b] != table[b * n_species + a] {
@@ -85,9 +99,11 @@ impl Cutoff {
         match self {
             Cutoff::Uniform(c) => *c,
             Cutoff::Radii(r) => r[i] + r[j],
-            Cutoff::SpeciesPairs { species, n_species, table } => {
-                table[species[i] * n_species + species[j]]
-            }
+            Cutoff::SpeciesPairs {
+                species,
+                n_species,
+                table,
+            } => table[species[i] * n_species + species[j]],
         }
     }
 }

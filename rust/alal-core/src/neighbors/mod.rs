@@ -30,7 +30,11 @@ pub struct Quantities {
 
 impl Quantities {
     /// Everything.
-    pub const ALL: Quantities = Quantities { shifts: true, vectors: true, distances: true };
+    pub const ALL: Quantities = Quantities {
+        shifts: true,
+        vectors: true,
+        distances: true,
+    };
 }
 
 /// Options of a neighbour-list computation.
@@ -46,7 +50,11 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { full_list: true, self_interaction: false, quantities: Quantities::ALL }
+        Options {
+            full_list: true,
+            self_interaction: false,
+            quantities: Quantities::ALL,
+        }
     }
 }
 
@@ -77,7 +85,9 @@ impl PairList {
         fn vec<T>(n: usize) -> crate::Result<Vec<T>> {
             let mut v = Vec::new();
             v.try_reserve_exact(n).map_err(|_| {
-                crate::Error::InvalidInput(format!("cannot allocate memory for {n} neighbour pairs"))
+                crate::Error::InvalidInput(format!(
+                    "cannot allocate memory for {n} neighbour pairs"
+                ))
             })?;
             Ok(v)
         }
@@ -108,7 +118,9 @@ pub fn neighbor_lists(
         .enumerate()
         .map(|(k, (positions, cell))| {
             neighbor_list(*positions, cell, cutoff, options).map_err(|e| match e {
-                crate::Error::InvalidInput(m) => crate::Error::InvalidInput(format!("structure {k}: {m}")),
+                crate::Error::InvalidInput(m) => {
+                    crate::Error::InvalidInput(format!("structure {k}: {m}"))
+                }
                 other => other,
             })
         })
