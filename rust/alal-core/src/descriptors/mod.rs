@@ -64,7 +64,10 @@ impl Neighbourhoods {
     fn structure_of_atoms(&self) -> Vec<usize> {
         let mut s = Vec::with_capacity(self.n_atoms());
         for b in 0..self.atom_start.len() - 1 {
-            s.extend(std::iter::repeat_n(b, self.atom_start[b + 1] - self.atom_start[b]));
+            s.extend(std::iter::repeat_n(
+                b,
+                self.atom_start[b + 1] - self.atom_start[b],
+            ));
         }
         s
     }

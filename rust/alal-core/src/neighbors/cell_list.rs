@@ -1,8 +1,8 @@
 //! The cell-list search itself.
 
 use ndarray::ArrayView2;
-use rayon::prelude::*;
 
+use super::output::{fill_in_parallel, Sink};
 use super::{Cutoff, Options, PairList};
 use crate::cell::{row_times, Cell, Frame};
 use crate::error::{invalid, Result};
@@ -50,6 +50,10 @@ struct Bins {
     /// Mean number density of the binned region, Å⁻³ (0 if it is flat), and the cutoff sphere's volume.
     density: f64,
     sphere_volume: f64,
+    /// Atoms in the bins searched around each bin.
+    local_candidates: Vec<usize>,
+    /// Share of the searched volume inside the cutoff sphere (1 when unknown).
+    sphere_fraction: f64,
 }
 
 /// Full or half neighbour list of one structure. See the module documentation for conventions.
@@ -109,8 +113,18 @@ pub fn neighbor_list(
         .step_by(chunk)
         .map(|a| a..(a + chunk).min(n_atoms))
         .collect();
-    let parts: Vec<PairList> = ranges.into_par_iter().map(run).collect::<Result<_>>()?;
-    Ok(concatenate(parts))
+    let capacities: Vec<usize> = ranges
+        .iter()
+        .map(|r| bins.capacity_for(r.clone()))
+        .collect();
+    fill_in_parallel(&capacities, options.quantities, |k, region| {
+        let (mut found, mut order) = (Vec::new(), Vec::new());
+        for i in ranges[k].clone() {
+            pairs_of_atom(
+                i, cutoff, options, &bins, max_cutoff, &mut found, &mut order, region,
+            );
+        }
+    })
 }
 
 impl Bins {
@@ -260,6 +274,13 @@ impl Bins {
         let ys = order.iter().map(|&k| wrapped[k as usize][1]).collect();
         let zs = order.iter().map(|&k| wrapped[k as usize][2]).collect();
         let sorted_points = order.iter().map(|&k| points[k as usize]).collect();
+        let local_candidates = local_counts(&start, n, reach, periodic, n_atoms);
+        let search_volume = images * region / n_bins as f64;
+        let sphere_fraction = if search_volume > 0.0 {
+            (sphere_volume / search_volume).min(1.0)
+        } else {
+            1.0
+        };
         let points = points.to_vec();
         let sorted_offset = order
             .iter()
@@ -285,6 +306,8 @@ impl Bins {
             n_atoms,
             density,
             sphere_volume,
+            local_candidates,
+            sphere_fraction,
         })
     }
 
@@ -301,6 +324,17 @@ impl Bins {
         ((per_atom * n as f64) as usize).min(1 << 28)
     }
 
+    /// Room to give a range of atoms in the shared output: the expected pairs from the local
+    /// density of each atom's bin neighbourhood, with a margin, never more than its candidates.
+    fn capacity_for(&self, atoms: std::ops::Range<usize>) -> usize {
+        let mut total = 0.0;
+        for i in atoms {
+            let c = self.local_candidates[self.bin_of[i]] as f64;
+            total += c.min(1.25 * c * self.sphere_fraction + 4.0);
+        }
+        total as usize + 16
+    }
+
     fn n_bins(&self) -> usize {
         self.n[0] * self.n[1] * self.n[2]
     }
@@ -310,6 +344,60 @@ impl Bins {
         let y = (flat / self.n[2]) % self.n[1];
         let x = flat / (self.n[1] * self.n[2]);
         [x as i64, y as i64, z as i64]
+    }
+}
+
+/// Number of atoms in the bins searched around each bin (with periodic wrapping), or, when that
+/// would cost more than the search itself, the total number of atoms times the images searched.
+fn local_counts(
+    start: &[usize],
+    n: [usize; 3],
+    reach: [i64; 3],
+    periodic: [bool; 3],
+    n_atoms: usize,
+) -> Vec<usize> {
+    let n_bins = n[0] * n[1] * n[2];
+    let images: i64 = reach.iter().map(|&r| 2 * r + 1).product();
+    if (n_bins as f64) * (images as f64) > 64.0 * n_atoms as f64 + 1e5 {
+        return vec![n_atoms * images as usize; n_bins];
+    }
+    let count = |b: usize| start[b + 1] - start[b];
+    let mut out = vec![0usize; n_bins];
+    for x in 0..n[0] as i64 {
+        for y in 0..n[1] as i64 {
+            for z in 0..n[2] as i64 {
+                let mut total = 0;
+                for dx in -reach[0]..=reach[0] {
+                    let Some(cx) = wrap(x + dx, n[0], periodic[0]) else {
+                        continue;
+                    };
+                    for dy in -reach[1]..=reach[1] {
+                        let Some(cy) = wrap(y + dy, n[1], periodic[1]) else {
+                            continue;
+                        };
+                        for dz in -reach[2]..=reach[2] {
+                            let Some(cz) = wrap(z + dz, n[2], periodic[2]) else {
+                                continue;
+                            };
+                            total += count((cx * n[1] + cy) * n[2] + cz);
+                        }
+                    }
+                }
+                out[((x as usize) * n[1] + y as usize) * n[2] + z as usize] = total;
+            }
+        }
+    }
+    out
+}
+
+fn wrap(c: i64, n: usize, periodic: bool) -> Option<usize> {
+    let n = n as i64;
+    if periodic {
+        Some(c.rem_euclid(n) as usize)
+    } else if (0..n).contains(&c) {
+        Some(c as usize)
+    } else {
+        None
     }
 }
 
@@ -343,7 +431,7 @@ fn pairs_of_atom(
     max_cutoff: f64,
     found: &mut Vec<Found>,
     order: &mut Vec<(u64, u32)>,
-    out: &mut PairList,
+    out: &mut impl Sink,
 ) {
     found.clear();
     let home = bins.unflatten(bins.bin_of[i]);
@@ -470,17 +558,7 @@ fn pairs_of_atom(
     let q = options.quantities;
     for &(_, k) in order.iter() {
         let f = &found[k as usize];
-        out.first.push(i as i64);
-        out.second.push(f.j as i64);
-        if q.shifts {
-            out.shifts.extend_from_slice(&f.s);
-        }
-        if q.vectors {
-            out.vectors.extend_from_slice(&f.v);
-        }
-        if q.distances {
-            out.distances.push(f.d);
-        }
+        out.push(q, i, f.j, f.s, f.v, f.d);
     }
 }
 
@@ -494,55 +572,5 @@ fn neighbour_bin(c: i64, axis: usize, bins: &Bins) -> Option<(usize, i64)> {
         Some((c as usize, 0))
     } else {
         None
-    }
-}
-
-/// Join the per-chunk lists in order. The output is allocated zeroed (pages the kernel maps lazily)
-/// and filled in parallel, so that page faults and copies spread over the threads.
-fn concatenate(parts: Vec<PairList>) -> PairList {
-    if parts.len() == 1 {
-        return parts.into_iter().next().unwrap_or_default();
-    }
-    fn join<T: Copy + Default + Send + Sync>(pieces: Vec<&[T]>) -> Vec<T> {
-        let total = pieces.iter().map(|p| p.len()).sum();
-        let mut out = vec![T::default(); total];
-        let mut rest: &mut [T] = &mut out;
-        let mut targets = Vec::with_capacity(pieces.len());
-        for p in &pieces {
-            let (head, tail) = rest.split_at_mut(p.len());
-            targets.push(head);
-            rest = tail;
-        }
-        targets
-            .into_par_iter()
-            .zip(pieces)
-            .for_each(|(t, p)| t.copy_from_slice(p));
-        out
-    }
-    let (first, (second, (shifts, (vectors, distances)))) = rayon::join(
-        || join(parts.iter().map(|p| &p.first[..]).collect()),
-        || {
-            rayon::join(
-                || join(parts.iter().map(|p| &p.second[..]).collect()),
-                || {
-                    rayon::join(
-                        || join(parts.iter().map(|p| &p.shifts[..]).collect()),
-                        || {
-                            rayon::join(
-                                || join(parts.iter().map(|p| &p.vectors[..]).collect()),
-                                || join(parts.iter().map(|p| &p.distances[..]).collect()),
-                            )
-                        },
-                    )
-                },
-            )
-        },
-    );
-    PairList {
-        first,
-        second,
-        shifts,
-        vectors,
-        distances,
     }
 }

@@ -7,6 +7,7 @@
 
 mod cell_list;
 mod cutoff;
+mod output;
 
 pub use cell_list::neighbor_list;
 pub use cutoff::Cutoff;

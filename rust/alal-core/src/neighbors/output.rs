@@ -1,0 +1,271 @@
+//! Where found pairs go: growing vectors on one thread, or disjoint pre-sized regions of one
+//! shared output on many threads, compacted in place at the end.
+//!
+//! Writing into one output allocated up front (zeroed memory that the kernel maps lazily) means
+//! each page is first touched, and faulted in, by the thread that fills it, and the pairs are
+//! copied at most once more (by the compaction), instead of being built in per-thread vectors and
+//! concatenated into a second, freshly faulted output.
+
+use std::mem::MaybeUninit;
+
+use rayon::prelude::*;
+
+use super::{PairList, Quantities};
+use crate::error::{Error, Result};
+
+/// Receives the pairs of one atom after another.
+pub(crate) trait Sink {
+    fn push(&mut self, q: Quantities, i: usize, j: usize, s: [i64; 3], v: [f64; 3], d: f64);
+}
+
+impl Sink for PairList {
+    #[inline(always)]
+    fn push(&mut self, q: Quantities, i: usize, j: usize, s: [i64; 3], v: [f64; 3], d: f64) {
+        self.first.push(i as i64);
+        self.second.push(j as i64);
+        if q.shifts {
+            self.shifts.extend_from_slice(&s);
+        }
+        if q.vectors {
+            self.vectors.extend_from_slice(&v);
+        }
+        if q.distances {
+            self.distances.push(d);
+        }
+    }
+}
+
+/// One thread's slice of the shared output (not yet initialised), spilling into `overflow` when full.
+pub(crate) struct Region<'a> {
+    first: &'a mut [MaybeUninit<i64>],
+    second: &'a mut [MaybeUninit<i64>],
+    shifts: &'a mut [MaybeUninit<i64>],
+    vectors: &'a mut [MaybeUninit<f64>],
+    distances: &'a mut [MaybeUninit<f64>],
+    len: usize,
+    overflow: PairList,
+}
+
+impl Sink for Region<'_> {
+    #[inline(always)]
+    fn push(&mut self, q: Quantities, i: usize, j: usize, s: [i64; 3], v: [f64; 3], d: f64) {
+        let k = self.len;
+        if k == self.first.len() {
+            self.overflow.push(q, i, j, s, v, d);
+            return;
+        }
+        self.first[k].write(i as i64);
+        self.second[k].write(j as i64);
+        if q.shifts {
+            for c in 0..3 {
+                self.shifts[3 * k + c].write(s[c]);
+            }
+        }
+        if q.vectors {
+            for c in 0..3 {
+                self.vectors[3 * k + c].write(v[c]);
+            }
+        }
+        if q.distances {
+            self.distances[k].write(d);
+        }
+        self.len += 1;
+    }
+}
+
+/// A vector with room for `n` elements, or an error (instead of an abort) without the memory.
+fn with_room<T>(n: usize) -> Result<Vec<T>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).map_err(|_| {
+        Error::InvalidInput(format!("cannot allocate memory for {n} neighbour pairs"))
+    })?;
+    Ok(v)
+}
+
+/// Mark the first `len` elements of `v` as initialised.
+///
+/// # Safety
+/// Every element in `0..len` must have been written, and `len <= v.capacity()`.
+unsafe fn assume_init_prefix<T>(v: &mut Vec<T>, len: usize) {
+    debug_assert!(len <= v.capacity());
+    // SAFETY: guaranteed by the caller.
+    unsafe { v.set_len(len) }
+}
+
+/// Fill one output from several ranges of atoms in parallel. `capacities[k]` is the room given to
+/// range `k`; `fill(k, sink)` writes that range's pairs in order.
+pub(crate) fn fill_in_parallel<F>(capacities: &[usize], q: Quantities, fill: F) -> Result<PairList>
+where
+    F: Fn(usize, &mut Region<'_>) + Sync,
+{
+    let total: usize = capacities.iter().sum();
+    let width = |on: bool, w: usize| if on { w } else { 0 };
+    let mut out = PairList {
+        first: with_room(total)?,
+        second: with_room(total)?,
+        shifts: with_room(width(q.shifts, 3) * total)?,
+        vectors: with_room(width(q.vectors, 3) * total)?,
+        distances: with_room(width(q.distances, 1) * total)?,
+    };
+    let starts: Vec<usize> = capacities
+        .iter()
+        .scan(0, |acc, &c| {
+            let s = *acc;
+            *acc += c;
+            Some(s)
+        })
+        .collect();
+    let results: Vec<(usize, PairList)> = {
+        let mut regions = Vec::with_capacity(capacities.len());
+        let (mut first, mut second) = (
+            out.first.spare_capacity_mut(),
+            out.second.spare_capacity_mut(),
+        );
+        let (mut shifts, mut vectors, mut distances) = (
+            out.shifts.spare_capacity_mut(),
+            out.vectors.spare_capacity_mut(),
+            out.distances.spare_capacity_mut(),
+        );
+        for &c in capacities {
+            let (f, rf) = first.split_at_mut(c);
+            let (s2, rs2) = second.split_at_mut(c);
+            let (sh, rsh) = shifts.split_at_mut(if q.shifts { 3 * c } else { 0 });
+            let (ve, rve) = vectors.split_at_mut(if q.vectors { 3 * c } else { 0 });
+            let (di, rdi) = distances.split_at_mut(if q.distances { c } else { 0 });
+            (first, second, shifts, vectors, distances) = (rf, rs2, rsh, rve, rdi);
+            regions.push(Region {
+                first: f,
+                second: s2,
+                shifts: sh,
+                vectors: ve,
+                distances: di,
+                len: 0,
+                overflow: PairList::default(),
+            });
+        }
+        regions
+            .into_par_iter()
+            .enumerate()
+            .map(|(k, mut region)| {
+                fill(k, &mut region);
+                (region.len, region.overflow)
+            })
+            .collect()
+    };
+    if results.iter().all(|(_, overflow)| overflow.is_empty()) {
+        // Slide each region down to the end of the previous one (within the written parts).
+        let w = |on: bool, k: usize| if on { k } else { 0 };
+        let mut cursor = 0;
+        for (&start, &(len, _)) in starts.iter().zip(&results) {
+            if start != cursor {
+                out.first
+                    .spare_capacity_mut()
+                    .copy_within(start..start + len, cursor);
+                out.second
+                    .spare_capacity_mut()
+                    .copy_within(start..start + len, cursor);
+                let s3 = w(q.shifts, 3);
+                out.shifts
+                    .spare_capacity_mut()
+                    .copy_within(s3 * start..s3 * (start + len), s3 * cursor);
+                let v3 = w(q.vectors, 3);
+                out.vectors
+                    .spare_capacity_mut()
+                    .copy_within(v3 * start..v3 * (start + len), v3 * cursor);
+                let d1 = w(q.distances, 1);
+                out.distances
+                    .spare_capacity_mut()
+                    .copy_within(d1 * start..d1 * (start + len), d1 * cursor);
+            }
+            cursor += len;
+        }
+        // SAFETY: after the slides, elements 0..cursor (times the width of each quantity) are
+        // exactly the written elements of the regions, in order.
+        unsafe {
+            assume_init_prefix(&mut out.first, cursor);
+            assume_init_prefix(&mut out.second, cursor);
+            assume_init_prefix(&mut out.shifts, width(q.shifts, 3) * cursor);
+            assume_init_prefix(&mut out.vectors, width(q.vectors, 3) * cursor);
+            assume_init_prefix(&mut out.distances, width(q.distances, 1) * cursor);
+        }
+        return Ok(out);
+    }
+    // Some region ran out of room (a much denser part than estimated): rebuild in order from the
+    // written parts of each region and its overflow.
+    fn written<T: Copy>(v: &mut Vec<T>, range: std::ops::Range<usize>) -> Vec<T> {
+        // SAFETY: `range` lies within a region's written elements.
+        v.spare_capacity_mut()[range]
+            .iter()
+            .map(|x| unsafe { x.assume_init() })
+            .collect()
+    }
+    let mut joined = PairList::default();
+    let w = |on: bool, k: usize| if on { k } else { 0 };
+    for (&start, (len, overflow)) in starts.iter().zip(results) {
+        joined
+            .first
+            .extend(written(&mut out.first, start..start + len));
+        joined
+            .second
+            .extend(written(&mut out.second, start..start + len));
+        let s3 = w(q.shifts, 3);
+        joined
+            .shifts
+            .extend(written(&mut out.shifts, s3 * start..s3 * (start + len)));
+        let v3 = w(q.vectors, 3);
+        joined
+            .vectors
+            .extend(written(&mut out.vectors, v3 * start..v3 * (start + len)));
+        let d1 = w(q.distances, 1);
+        joined
+            .distances
+            .extend(written(&mut out.distances, d1 * start..d1 * (start + len)));
+        joined.first.extend_from_slice(&overflow.first);
+        joined.second.extend_from_slice(&overflow.second);
+        joined.shifts.extend_from_slice(&overflow.shifts);
+        joined.vectors.extend_from_slice(&overflow.vectors);
+        joined.distances.extend_from_slice(&overflow.distances);
+    }
+    Ok(joined)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Region `k` writes `k + 2` pairs; with the given capacities some regions overflow.
+    fn filled(capacities: &[usize], q: Quantities) -> PairList {
+        fill_in_parallel(capacities, q, |k, region| {
+            for p in 0..k + 2 {
+                let x = (10 * k + p) as f64;
+                region.push(q, k, p, [k as i64, p as i64, -1], [x, x + 0.5, -x], x + 0.25);
+            }
+        })
+        .unwrap()
+    }
+
+    fn expected(n_regions: usize, q: Quantities) -> PairList {
+        let mut out = PairList::default();
+        for k in 0..n_regions {
+            for p in 0..k + 2 {
+                let x = (10 * k + p) as f64;
+                out.push(q, k, p, [k as i64, p as i64, -1], [x, x + 0.5, -x], x + 0.25);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn regions_are_compacted_in_order() {
+        let q = Quantities::ALL;
+        assert_eq!(filled(&[5, 9, 4, 8], q), expected(4, q));
+    }
+
+    #[test]
+    fn overflowing_regions_keep_the_order() {
+        let q = Quantities::ALL;
+        assert_eq!(filled(&[1, 0, 7, 2], q), expected(4, q));
+        let only_ij = Quantities { shifts: false, vectors: false, distances: false };
+        assert_eq!(filled(&[3, 1, 0, 9], only_ij), expected(4, only_ij));
+    }
+}
