@@ -95,14 +95,15 @@ pub fn neighbor_list(
     let bins = Bins::new(&points, cell, &frame, max_cutoff)?;
 
     let threads = rayon::current_num_threads().max(1);
+    let search = Search {
+        cutoff,
+        options,
+        bins: &bins,
+        max_cutoff,
+    };
     let run = |atoms: std::ops::Range<usize>| -> Result<PairList> {
         let mut out = PairList::try_with_capacity(bins.expected_pairs(atoms.len()), options)?;
-        let (mut found, mut order) = (Vec::new(), Vec::new());
-        for i in atoms {
-            pairs_of_atom(
-                i, cutoff, options, &bins, max_cutoff, &mut found, &mut order, &mut out,
-            );
-        }
+        fill_range(atoms, &search, &mut out);
         Ok(out)
     };
     if threads == 1 || n_atoms < 64 {
@@ -118,12 +119,7 @@ pub fn neighbor_list(
         .map(|r| bins.capacity_for(r.clone()))
         .collect();
     fill_in_parallel(&capacities, options.quantities, |k, region| {
-        let (mut found, mut order) = (Vec::new(), Vec::new());
-        for i in ranges[k].clone() {
-            pairs_of_atom(
-                i, cutoff, options, &bins, max_cutoff, &mut found, &mut order, region,
-            );
-        }
+        fill_range(ranges[k].clone(), &search, region)
     })
 }
 
@@ -419,20 +415,63 @@ struct Found {
     j: usize,
     s: [i64; 3],
     v: [f64; 3],
+    /// Squared distance while searching, distance once sorted.
     d: f64,
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What a search needs besides the atom: the cutoff rule, options and bins.
+struct Search<'a> {
+    cutoff: &'a Cutoff,
+    options: &'a Options,
+    bins: &'a Bins,
+    max_cutoff: f64,
+}
+
+/// Pairs of the atoms in `atoms`, in order, into `out`; compiled for AVX2 too, chosen at run time
+/// (same operations, same results).
+fn fill_range<S: Sink>(atoms: std::ops::Range<usize>, search: &Search<'_>, out: &mut S) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2 (checked just above).
+            return unsafe { fill_range_avx2(atoms, search, out) };
+        }
+    }
+    fill_range_impl(atoms, search, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn fill_range_avx2<S: Sink>(
+    atoms: std::ops::Range<usize>,
+    search: &Search<'_>,
+    out: &mut S,
+) {
+    fill_range_impl(atoms, search, out)
+}
+
+#[inline(always)]
+fn fill_range_impl<S: Sink>(atoms: std::ops::Range<usize>, search: &Search<'_>, out: &mut S) {
+    let (mut found, mut order) = (Vec::new(), Vec::new());
+    for i in atoms {
+        pairs_of_atom(i, search, &mut found, &mut order, out);
+    }
+}
+
+#[inline(always)]
 fn pairs_of_atom(
     i: usize,
-    cutoff: &Cutoff,
-    options: &Options,
-    bins: &Bins,
-    max_cutoff: f64,
+    search: &Search<'_>,
     found: &mut Vec<Found>,
-    order: &mut Vec<(u64, u32)>,
+    order: &mut Vec<u64>,
     out: &mut impl Sink,
 ) {
+    let Search {
+        cutoff,
+        options,
+        bins,
+        max_cutoff,
+    } = *search;
     found.clear();
     let home = bins.unflatten(bins.bin_of[i]);
     let xi = bins.wrapped[i];
@@ -522,14 +561,19 @@ fn pairs_of_atom(
                                 }
                             }
                         }
-                        let d = (v[0] * v[0] + v[1] * v[1] + v[2] * v[2]).sqrt();
+                        let d2 = v[0] * v[0] + v[1] * v[1] + v[2] * v[2];
                         let limit = if uniform {
                             max_cutoff
                         } else {
                             cutoff.pair(i, j)
                         };
-                        if d < limit {
-                            found.push(Found { j, s, v, d });
+                        // `d < limit` on the rounded distance, decided from d² except within a few
+                        // ulp of the limit, where the square root settles it.
+                        let limit2 = limit * limit;
+                        if d2 < limit2 * (1.0 - 1e-14)
+                            || (d2 < limit2 * (1.0 + 1e-14) && d2.sqrt() < limit)
+                        {
+                            found.push(Found { j, s, v, d: d2 });
                         }
                     }
                     block = end;
@@ -537,27 +581,39 @@ fn pairs_of_atom(
             }
         }
     }
-    // Sort by (j, S) through packed integer keys; tuples only for absurdly large shifts.
+    // Distances, in one pass over the hits (no square root on the search path).
+    if options.quantities.distances {
+        for f in found.iter_mut() {
+            f.d = f.d.sqrt();
+        }
+    }
+    // Sort by (j, S): single integer keys `j | S | index` when everything fits in 64 bits (32 bits
+    // of j, 8 bits per shift component, 8 bits of index), tuples otherwise.
     order.clear();
-    let small = found
-        .iter()
-        .all(|f| f.s.iter().all(|&x| (-1024..1024).contains(&x)) && f.j < (1 << 30));
+    let small = found.len() <= 256
+        && found
+            .iter()
+            .all(|f| f.j < (1 << 32) && f.s.iter().all(|&x| (-128..128).contains(&x)));
     if small {
         order.extend(found.iter().enumerate().map(|(k, f)| {
-            let key = ((f.j as u64) << 33)
-                | (((f.s[0] + 1024) as u64) << 22)
-                | (((f.s[1] + 1024) as u64) << 11)
-                | ((f.s[2] + 1024) as u64);
-            (key, k as u32)
+            ((f.j as u64) << 32)
+                | (((f.s[0] + 128) as u64) << 24)
+                | (((f.s[1] + 128) as u64) << 16)
+                | (((f.s[2] + 128) as u64) << 8)
+                | k as u64
         }));
-        order.sort_unstable_by_key(|x| x.0);
+        order.sort_unstable();
     } else {
         found.sort_unstable_by_key(|f| (f.j, f.s));
-        order.extend((0..found.len()).map(|k| (0, k as u32)));
+        order.extend(0..found.len() as u64);
     }
     let q = options.quantities;
-    for &(_, k) in order.iter() {
-        let f = &found[k as usize];
+    for &key in order.iter() {
+        let f = &found[if small {
+            (key & 0xff) as usize
+        } else {
+            key as usize
+        }];
         out.push(q, i, f.j, f.s, f.v, f.d);
     }
 }

@@ -238,7 +238,14 @@ mod tests {
         fill_in_parallel(capacities, q, |k, region| {
             for p in 0..k + 2 {
                 let x = (10 * k + p) as f64;
-                region.push(q, k, p, [k as i64, p as i64, -1], [x, x + 0.5, -x], x + 0.25);
+                region.push(
+                    q,
+                    k,
+                    p,
+                    [k as i64, p as i64, -1],
+                    [x, x + 0.5, -x],
+                    x + 0.25,
+                );
             }
         })
         .unwrap()
@@ -249,7 +256,14 @@ mod tests {
         for k in 0..n_regions {
             for p in 0..k + 2 {
                 let x = (10 * k + p) as f64;
-                out.push(q, k, p, [k as i64, p as i64, -1], [x, x + 0.5, -x], x + 0.25);
+                out.push(
+                    q,
+                    k,
+                    p,
+                    [k as i64, p as i64, -1],
+                    [x, x + 0.5, -x],
+                    x + 0.25,
+                );
             }
         }
         out
@@ -265,7 +279,11 @@ mod tests {
     fn overflowing_regions_keep_the_order() {
         let q = Quantities::ALL;
         assert_eq!(filled(&[1, 0, 7, 2], q), expected(4, q));
-        let only_ij = Quantities { shifts: false, vectors: false, distances: false };
+        let only_ij = Quantities {
+            shifts: false,
+            vectors: false,
+            distances: false,
+        };
         assert_eq!(filled(&[3, 1, 0, 9], only_ij), expected(4, only_ij));
     }
 }
