@@ -74,7 +74,14 @@ fn features(d: &AniDescriptor, s: &System, pos: &[f64], cell: Cell) -> Array2<f6
 
 #[test]
 fn vjp_and_jvp_match_finite_differences() {
-    let d = AniDescriptor::new(params(2)).unwrap();
+    // ζ = 13.7 goes through exp(ζ ln x), ζ = 32 (ANI-1x) through repeated squaring.
+    for zeta in [13.7, 32.0] {
+        gradients_match_finite_differences(zeta);
+    }
+}
+
+fn gradients_match_finite_differences(zeta: f64) {
+    let d = AniDescriptor::new(AniParams { angular_zeta: zeta, ..params(2) }).unwrap();
     for (seed, pbc) in [(1u64, [true; 3]), (2, [true, true, false]), (3, [false; 3])] {
         let s = system(seed, 7, pbc);
         let n = s.species.len();

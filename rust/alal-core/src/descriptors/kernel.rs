@@ -66,6 +66,32 @@ pub(crate) struct Kernel {
     sin_sections: Vec<f64>,
     n_radial: usize,
     block: usize,
+    /// ζ when it is a small integer: powers by repeated squaring instead of exp(ζ ln x).
+    zeta_int: Option<u32>,
+}
+
+/// `out[k] = xs[k]^n` by binary exponentiation: the same multiplications for every entry, so the
+/// loops vectorise (ANI-1x and ANI-2x use ζ = 32).
+#[inline(always)]
+fn powi_all(xs: &[f64], n: u32, out: &mut [f64]) {
+    let len = xs.len();
+    let mut square = [0.0; MAX_ANGULAR];
+    square[..len].copy_from_slice(xs);
+    out[..len].fill(1.0);
+    let mut e = n;
+    while e > 0 {
+        if e & 1 == 1 {
+            for k in 0..len {
+                out[k] *= square[k];
+            }
+        }
+        e >>= 1;
+        if e > 0 {
+            for k in 0..len {
+                square[k] *= square[k];
+            }
+        }
+    }
 }
 
 /// Cosine cutoff `½ cos(π r / rc) + ½` and its derivative, zero beyond `rc`.
@@ -115,6 +141,7 @@ impl Kernel {
             sin_sections: p.angle_sections.iter().map(|t| t.sin()).collect(),
             n_radial: p.n_radial(),
             block: p.angular_block(),
+            zeta_int: (p.angular_zeta.fract() == 0.0 && p.angular_zeta <= 1024.0).then_some(p.angular_zeta as u32),
             p: p.clone(),
         }
     }
@@ -134,9 +161,27 @@ impl Kernel {
         let sin = (1.0 - c * c).max(0.0).sqrt();
         let n = a.len();
         let (cz, sz) = (&self.cos_sections[..n], &self.sin_sections[..n]);
-        // base_z in `a` first, its logarithm in `ln_base` (0 where base_z underflows).
+        // base_z in `a` first, then its logarithm in `ln_base` (a huge negative number where
+        // base_z underflows), unless ζ is an integer.
         for z in 0..n {
             a[z] = 0.5 * (1.0 + c * cz[z] + sin * sz[z]);
+        }
+        if let Some(zi) = self.zeta_int {
+            let mut base = [0.0; MAX_ANGULAR];
+            base[..n].copy_from_slice(a);
+            match da {
+                None => powi_all(&base[..n], zi, a),
+                Some(da) => {
+                    let ratio = c / sin;
+                    let mut pow_m1 = [0.0; MAX_ANGULAR];
+                    powi_all(&base[..n], zi - 1, &mut pow_m1[..n]);
+                    for z in 0..n {
+                        a[z] = pow_m1[z] * base[z];
+                        da[z] = zeta * pow_m1[z] * (0.5 * s * (cz[z] - ratio * sz[z]));
+                    }
+                }
+            }
+            return;
         }
         for z in 0..n {
             let base = a[z];
