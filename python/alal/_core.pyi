@@ -46,6 +46,16 @@ def neighbor_list_batch(
 def default_threads() -> int: ...
 def _reset_after_fork() -> None: ...
 
+class PreparedBatch:
+    """Neighbourhoods of a batch, found once for several descriptor calls."""
+
+    @property
+    def n_atoms(self) -> int: ...
+    @property
+    def n_structures(self) -> int: ...
+    @property
+    def n_pairs(self) -> int: ...
+
 class AniDescriptor:
     def __init__(
         self,
@@ -90,6 +100,26 @@ class AniDescriptor:
         pbc: NDArray[np.bool_],
         species: NDArray[np.int64],
         counts: NDArray[np.int64],
+        tangent: NDArray[np.float64],
+        cell_tangents: NDArray[np.float64] | None = None,
+        n_threads: int = 0,
+    ) -> NDArray[np.float64]: ...
+    def prepare(
+        self,
+        positions: NDArray[np.float64],
+        cells: NDArray[np.float64],
+        pbc: NDArray[np.bool_],
+        species: NDArray[np.int64],
+        counts: NDArray[np.int64],
+        n_threads: int = 0,
+    ) -> PreparedBatch: ...
+    def forward_prepared(self, prepared: PreparedBatch, n_threads: int = 0) -> NDArray[np.float64]: ...
+    def vjp_prepared(
+        self, prepared: PreparedBatch, cotangent: NDArray[np.float64], n_threads: int = 0
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]: ...
+    def jvp_prepared(
+        self,
+        prepared: PreparedBatch,
         tangent: NDArray[np.float64],
         cell_tangents: NDArray[np.float64] | None = None,
         n_threads: int = 0,

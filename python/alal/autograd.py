@@ -39,15 +39,16 @@ class _Features(torch.autograd.Function):
         batch: PackedBatch,
     ) -> torch.Tensor:
         batch = batch._replace(positions=_numpy(positions), cells=_numpy(cells))
+        prepared = descriptor.prepare(batch)  # neighbourhoods, reused by every backward pass
         ctx.descriptor = descriptor
-        ctx.batch = batch
+        ctx.prepared = prepared
         ctx.like = positions
-        out = descriptor.forward_packed(batch)
+        out = descriptor.forward_prepared(prepared)
         return torch.from_numpy(out).to(dtype=positions.dtype, device=positions.device)
 
     @staticmethod
     def backward(ctx: Any, grad_features: torch.Tensor) -> tuple[Any, ...]:  # type: ignore[override]
-        grad_positions, grad_cells = _VectorJacobian.apply(grad_features, ctx.descriptor, ctx.batch, ctx.like)
+        grad_positions, grad_cells = _VectorJacobian.apply(grad_features, ctx.descriptor, ctx.prepared, ctx.like)
         return grad_positions, grad_cells, None, None
 
 
@@ -59,26 +60,26 @@ class _VectorJacobian(torch.autograd.Function):
         ctx: Any,
         grad_features: torch.Tensor,
         descriptor: AniDescriptor,
-        batch: PackedBatch,
+        prepared: Any,
         like: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         ctx.descriptor = descriptor
-        ctx.batch = batch
+        ctx.prepared = prepared
         ctx.like = grad_features
-        grad_positions, grad_cells, _ = descriptor.vjp_packed(batch, _numpy(grad_features))
+        grad_positions, grad_cells, _ = descriptor.vjp_prepared(prepared, _numpy(grad_features))
         opts = {"dtype": like.dtype, "device": like.device}
         return torch.from_numpy(grad_positions).to(**opts), torch.from_numpy(grad_cells).to(**opts)
 
     @staticmethod
     def backward(ctx: Any, tangent_positions: torch.Tensor | None, tangent_cells: torch.Tensor | None
                  ) -> tuple[Any, ...]:  # type: ignore[override]
-        batch: PackedBatch = ctx.batch
+        prepared = ctx.prepared
         if tangent_positions is None:
-            tangent = np.zeros_like(batch.positions)
+            tangent = np.zeros((prepared.n_atoms, 3))
         else:
             tangent = _numpy(tangent_positions)
         cell_tangents = None if tangent_cells is None else _numpy(tangent_cells)
-        out = ctx.descriptor.jvp_packed(batch, tangent, cell_tangents)
+        out = ctx.descriptor.jvp_prepared(prepared, tangent, cell_tangents)
         like = ctx.like
         return torch.from_numpy(out).to(dtype=like.dtype, device=like.device), None, None, None
 

@@ -288,6 +288,31 @@ class AniDescriptor:
         )
 
     # -- packed-array API (used by alal.autograd) ----------------------------------------------
+    def prepare(self, batch: PackedBatch) -> _core.PreparedBatch:
+        """Find the neighbourhoods of a packed batch once, for several ``*_prepared`` calls on the
+        same positions (a forward pass and its backward passes). Holds ~100 bytes per pair."""
+        return self._core.prepare(*batch, n_threads=self.n_threads)
+
+    def forward_prepared(self, prepared: _core.PreparedBatch) -> NDArray[np.float64]:
+        """Features ``(N, n_features)`` of a prepared batch."""
+        return self._core.forward_prepared(prepared, n_threads=self.n_threads)
+
+    def vjp_prepared(
+        self, prepared: _core.PreparedBatch, cotangent: ArrayLike
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+        """:meth:`vjp_packed` on a prepared batch."""
+        cot = float_array(cotangent, "cotangent", (prepared.n_atoms, self.n_features))
+        return self._core.vjp_prepared(prepared, cot, n_threads=self.n_threads)
+
+    def jvp_prepared(
+        self, prepared: _core.PreparedBatch, tangent: ArrayLike, cell_tangents: ArrayLike | None = None
+    ) -> NDArray[np.float64]:
+        """:meth:`jvp_packed` on a prepared batch."""
+        t = float_array(tangent, "tangent", (prepared.n_atoms, 3))
+        ct = None if cell_tangents is None else float_array(
+            cell_tangents, "cell_tangents", (prepared.n_structures, 3, 3))
+        return self._core.jvp_prepared(prepared, t, ct, n_threads=self.n_threads)
+
     def forward_packed(self, batch: PackedBatch) -> NDArray[np.float64]:
         """Features ``(N, n_features)`` of a packed batch."""
         return self._core.forward(*batch, n_threads=self.n_threads)

@@ -81,7 +81,11 @@ fn vjp_and_jvp_match_finite_differences() {
 }
 
 fn gradients_match_finite_differences(zeta: f64) {
-    let d = AniDescriptor::new(AniParams { angular_zeta: zeta, ..params(2) }).unwrap();
+    let d = AniDescriptor::new(AniParams {
+        angular_zeta: zeta,
+        ..params(2)
+    })
+    .unwrap();
     for (seed, pbc) in [(1u64, [true; 3]), (2, [true, true, false]), (3, [false; 3])] {
         let s = system(seed, 7, pbc);
         let n = s.species.len();

@@ -2,7 +2,7 @@
 //! species `(N,)`, cells `(B, 3, 3)`, pbc `(B, 3)` and atom counts `(B,)`.
 
 use alal_core::cell::Cell;
-use alal_core::descriptors::{AniDescriptor as CoreAni, AniParams, Structure};
+use alal_core::descriptors::{AniDescriptor as CoreAni, AniParams, Gradients, Prepared, Structure};
 use ndarray::{Array3, ArrayView2};
 use numpy::{
     IntoPyArray, PyArray2, PyArray3, PyArray4, PyReadonlyArray1, PyReadonlyArray2, PyReadonlyArray3,
@@ -122,6 +122,61 @@ fn to_3x3_array(mats: Vec<[[f64; 3]; 3]>) -> Array3<f64> {
     out
 }
 
+/// Cell tangents `(B, 3, 3)` as 3×3 arrays, checked against the number of structures.
+fn cell_tangents_from(
+    c: &Option<PyReadonlyArray3<'_, f64>>,
+    n_structures: usize,
+) -> PyResult<Option<Vec<[[f64; 3]; 3]>>> {
+    let Some(c) = c else { return Ok(None) };
+    let a = c.as_array();
+    if a.shape() != [n_structures, 3, 3] {
+        return Err(invalid(format!(
+            "cell_tangents must have shape ({n_structures}, 3, 3), got {:?}",
+            a.shape()
+        )));
+    }
+    Ok(Some(
+        (0..n_structures)
+            .map(|k| std::array::from_fn(|r| std::array::from_fn(|c| a[[k, r, c]])))
+            .collect(),
+    ))
+}
+
+fn vjp_arrays(py: Python<'_>, g: Gradients) -> VjpArrays<'_> {
+    (
+        g.positions.into_pyarray(py),
+        to_3x3_array(g.cells).into_pyarray(py),
+        to_3x3_array(g.virials).into_pyarray(py),
+    )
+}
+
+/// Neighbourhoods of a batch prepared once for several descriptor calls (`AniDescriptor.prepare`).
+#[pyclass(name = "PreparedBatch", module = "alal._core", frozen)]
+pub struct PyPrepared {
+    inner: Prepared,
+}
+
+#[pymethods]
+impl PyPrepared {
+    /// Atoms in the batch.
+    #[getter]
+    fn n_atoms(&self) -> usize {
+        self.inner.n_atoms()
+    }
+
+    /// Structures in the batch.
+    #[getter]
+    fn n_structures(&self) -> usize {
+        self.inner.n_structures()
+    }
+
+    /// Neighbour pairs in the batch.
+    #[getter]
+    fn n_pairs(&self) -> usize {
+        self.inner.n_pairs()
+    }
+}
+
 /// ANI-style descriptor (see `alal.descriptors.AniDescriptor` for the documented wrapper).
 #[pyclass(name = "AniDescriptor", module = "alal._core", frozen)]
 pub struct PyAniDescriptor {
@@ -214,11 +269,7 @@ impl PyAniDescriptor {
         let structures = batch.structures(pos);
         let cot = cotangent.as_array();
         let g = run(py, n_threads, || self.inner.vjp(&structures, cot))?;
-        Ok((
-            g.positions.into_pyarray(py),
-            to_3x3_array(g.cells).into_pyarray(py),
-            to_3x3_array(g.virials).into_pyarray(py),
-        ))
+        Ok(vjp_arrays(py, g))
     }
 
     /// Jacobian–vector product `(N, n_features)` for position tangents `(N, 3)` and optional cell
@@ -241,35 +292,79 @@ impl PyAniDescriptor {
         check_positions(&pos)?;
         let batch = Batch::new(py, pos.nrows(), &cells, &pbc, &species, &counts)?;
         let structures = batch.structures(pos);
-        let ct = match &cell_tangents {
-            Some(c) => {
-                let a = c.as_array();
-                if a.shape() != [structures.len(), 3, 3] {
-                    return Err(invalid(format!(
-                        "cell_tangents must have shape ({}, 3, 3), got {:?}",
-                        structures.len(),
-                        a.shape()
-                    )));
-                }
-                Some(
-                    (0..structures.len())
-                        .map(|k| {
-                            let mut m = [[0.0; 3]; 3];
-                            for r in 0..3 {
-                                for c in 0..3 {
-                                    m[r][c] = a[[k, r, c]];
-                                }
-                            }
-                            m
-                        })
-                        .collect::<Vec<_>>(),
-                )
-            }
-            None => None,
-        };
+        let ct = cell_tangents_from(&cell_tangents, structures.len())?;
         let t = tangent.as_array();
         let out = run(py, n_threads, || {
             self.inner.jvp(&structures, t, ct.as_deref())
+        })?;
+        Ok(out.into_pyarray(py))
+    }
+
+    /// Neighbourhoods of a batch, for the `*_prepared` methods.
+    #[pyo3(signature = (positions, cells, pbc, species, counts, n_threads=0))]
+    #[allow(clippy::too_many_arguments)]
+    fn prepare<'py>(
+        &self,
+        py: Python<'py>,
+        positions: PyReadonlyArray2<'py, f64>,
+        cells: PyReadonlyArray3<'py, f64>,
+        pbc: PyReadonlyArray2<'py, bool>,
+        species: PyReadonlyArray1<'py, i64>,
+        counts: PyReadonlyArray1<'py, i64>,
+        n_threads: usize,
+    ) -> PyResult<PyPrepared> {
+        let pos = positions.as_array();
+        check_positions(&pos)?;
+        let batch = Batch::new(py, pos.nrows(), &cells, &pbc, &species, &counts)?;
+        let structures = batch.structures(pos);
+        let inner = run(py, n_threads, || self.inner.prepare(&structures))?;
+        Ok(PyPrepared { inner })
+    }
+
+    /// Features `(N, n_features)` of a prepared batch.
+    #[pyo3(signature = (prepared, n_threads=0))]
+    fn forward_prepared<'py>(
+        &self,
+        py: Python<'py>,
+        prepared: &PyPrepared,
+        n_threads: usize,
+    ) -> PyResult<Bound<'py, PyArray2<f64>>> {
+        let out = run(py, n_threads, || {
+            self.inner.forward_prepared(&prepared.inner)
+        })?;
+        Ok(out.into_pyarray(py))
+    }
+
+    /// Vector–Jacobian product of a prepared batch.
+    #[pyo3(signature = (prepared, cotangent, n_threads=0))]
+    fn vjp_prepared<'py>(
+        &self,
+        py: Python<'py>,
+        prepared: &PyPrepared,
+        cotangent: PyReadonlyArray2<'py, f64>,
+        n_threads: usize,
+    ) -> PyResult<VjpArrays<'py>> {
+        let cot = cotangent.as_array();
+        let g = run(py, n_threads, || {
+            self.inner.vjp_prepared(&prepared.inner, cot)
+        })?;
+        Ok(vjp_arrays(py, g))
+    }
+
+    /// Jacobian–vector product of a prepared batch.
+    #[pyo3(signature = (prepared, tangent, cell_tangents=None, n_threads=0))]
+    fn jvp_prepared<'py>(
+        &self,
+        py: Python<'py>,
+        prepared: &PyPrepared,
+        tangent: PyReadonlyArray2<'py, f64>,
+        cell_tangents: Option<PyReadonlyArray3<'py, f64>>,
+        n_threads: usize,
+    ) -> PyResult<Bound<'py, PyArray2<f64>>> {
+        let ct = cell_tangents_from(&cell_tangents, prepared.inner.n_structures())?;
+        let t = tangent.as_array();
+        let out = run(py, n_threads, || {
+            self.inner.jvp_prepared(&prepared.inner, t, ct.as_deref())
         })?;
         Ok(out.into_pyarray(py))
     }

@@ -28,5 +28,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_reset_after_fork, m)?)?;
     m.add_function(wrap_pyfunction!(default_threads, m)?)?;
     m.add_class::<descriptors::PyAniDescriptor>()?;
+    m.add_class::<descriptors::PyPrepared>()?;
     Ok(())
 }

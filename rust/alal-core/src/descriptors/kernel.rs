@@ -32,12 +32,17 @@ macro_rules! dispatch {
     };
 }
 
-/// One neighbour of the central atom: its species, the pair vector `D` (Å) and `|D|`.
+/// One neighbour of the central atom: its species, the pair vector `D` (Å), `|D|`, and the radial
+/// and angular cutoff functions at `|D|` with their derivatives (computed once per pair).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Neighbour {
     pub species: usize,
     pub v: [f64; 3],
     pub r: f64,
+    pub fc_radial: f64,
+    pub dfc_radial: f64,
+    pub fc_angular: f64,
+    pub dfc_angular: f64,
 }
 
 /// A neighbour inside the angular cutoff, with its cutoff function and derivative.
@@ -141,13 +146,30 @@ impl Kernel {
             sin_sections: p.angle_sections.iter().map(|t| t.sin()).collect(),
             n_radial: p.n_radial(),
             block: p.angular_block(),
-            zeta_int: (p.angular_zeta.fract() == 0.0 && p.angular_zeta <= 1024.0).then_some(p.angular_zeta as u32),
+            zeta_int: (p.angular_zeta.fract() == 0.0 && p.angular_zeta <= 1024.0)
+                .then_some(p.angular_zeta as u32),
             p: p.clone(),
         }
     }
 
     pub fn params(&self) -> &AniParams {
         &self.p
+    }
+
+    /// A neighbour of species `species` at pair vector `v` (Å), distance `r`.
+    #[inline]
+    pub fn neighbour(&self, species: usize, v: [f64; 3], r: f64) -> Neighbour {
+        let (fc_radial, dfc_radial) = cutoff(r, self.p.radial_cutoff);
+        let (fc_angular, dfc_angular) = cutoff(r, self.p.angular_cutoff);
+        Neighbour {
+            species,
+            v,
+            r,
+            fc_radial,
+            dfc_radial,
+            fc_angular,
+            dfc_angular,
+        }
     }
 
     /// Angular factors `A_z = ((1 + cos(θ − θ_z)) / 2)^ζ` and, if asked, `dA_z / d cos_ij`
@@ -254,14 +276,13 @@ impl Kernel {
         let rc = self.p.angular_cutoff;
         for (index, nb) in neighbours.iter().enumerate() {
             if nb.r < rc {
-                let (fc, dfc) = cutoff(nb.r, rc);
                 scratch.angular.push(AngularNeighbour {
                     index,
                     species: nb.species,
                     v: nb.v,
                     r: nb.r,
-                    fc,
-                    dfc,
+                    fc: nb.fc_angular,
+                    dfc: nb.dfc_angular,
                 });
             }
         }
@@ -280,7 +301,7 @@ impl Kernel {
             if nb.r >= rc {
                 continue;
             }
-            let (fc, _) = cutoff(nb.r, rc);
+            let fc = nb.fc_radial;
             self.radial_terms(nb.r, radial, None);
             let row = &mut out[nb.species * n_r..(nb.species + 1) * n_r];
             for (o, g) in row.iter_mut().zip(radial.iter()) {
@@ -332,7 +353,7 @@ impl Kernel {
             if nb.r >= rc {
                 continue;
             }
-            let (fc, dfc) = cutoff(nb.r, rc);
+            let (fc, dfc) = (nb.fc_radial, nb.dfc_radial);
             self.radial_terms(nb.r, radial, Some(&mut *dradial));
             let g = &cotangent[nb.species * n_r..(nb.species + 1) * n_r];
             let mut t = 0.0;
@@ -411,7 +432,7 @@ impl Kernel {
             if nb.r >= rc {
                 continue;
             }
-            let (fc, dfc) = cutoff(nb.r, rc);
+            let (fc, dfc) = (nb.fc_radial, nb.dfc_radial);
             self.radial_terms(nb.r, radial, Some(&mut *dradial));
             let dr = dot(nb.v, tangent[p]) / nb.r;
             let row = &mut out[nb.species * n_r..(nb.species + 1) * n_r];

@@ -41,7 +41,34 @@ pub struct Gradients {
     pub virials: Vec<[[f64; 3]; 3]>,
 }
 
+/// The neighbourhoods of a batch, found once by [`AniDescriptor::prepare`] and reused by the
+/// `*_prepared` methods. Holds about 100 bytes per pair.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    nh: Neighbourhoods,
+    n_structures: usize,
+    params: AniParams,
+}
+
+impl Prepared {
+    /// Atoms in the batch.
+    pub fn n_atoms(&self) -> usize {
+        self.nh.n_atoms()
+    }
+
+    /// Structures in the batch.
+    pub fn n_structures(&self) -> usize {
+        self.n_structures
+    }
+
+    /// Neighbour pairs (within the larger cutoff) in the batch.
+    pub fn n_pairs(&self) -> usize {
+        self.nh.neighbours.len()
+    }
+}
+
 /// The neighbourhoods of every atom of a batch, as pair data in CSR form.
+#[derive(Debug, Clone)]
 struct Neighbourhoods {
     /// First atom of each structure in the batch (length `n_structures + 1`).
     atom_start: Vec<usize>,
@@ -154,11 +181,7 @@ impl AniDescriptor {
                     list.vectors[3 * k + 1],
                     list.vectors[3 * k + 2],
                 ];
-                neighbours.push(Neighbour {
-                    species: s.species[j],
-                    v,
-                    r: list.distances[k],
-                });
+                neighbours.push(self.kernel.neighbour(s.species[j], v, list.distances[k]));
                 second.push(offset + j);
                 shifts.push([
                     list.shifts[3 * k],
@@ -184,9 +207,39 @@ impl AniDescriptor {
         })
     }
 
+    /// Find the neighbourhoods of a batch once, for any number of [`forward_prepared`],
+    /// [`vjp_prepared`] and [`jvp_prepared`] calls on the same positions (for instance a forward
+    /// pass and its backward passes).
+    ///
+    /// [`forward_prepared`]: AniDescriptor::forward_prepared
+    /// [`vjp_prepared`]: AniDescriptor::vjp_prepared
+    /// [`jvp_prepared`]: AniDescriptor::jvp_prepared
+    pub fn prepare(&self, structures: &[Structure<'_>]) -> Result<Prepared> {
+        Ok(Prepared {
+            nh: self.neighbourhoods(structures)?,
+            n_structures: structures.len(),
+            params: self.params().clone(),
+        })
+    }
+
+    fn check(&self, prepared: &Prepared) -> Result<()> {
+        if prepared.params != *self.params() {
+            return Err(invalid!(
+                "these neighbourhoods were prepared by a descriptor with other parameters"
+            ));
+        }
+        Ok(())
+    }
+
     /// Features of every atom of the batch, `(n_atoms_total, n_features)`.
     pub fn forward(&self, structures: &[Structure<'_>]) -> Result<Array2<f64>> {
-        let nh = self.neighbourhoods(structures)?;
+        self.forward_prepared(&self.prepare(structures)?)
+    }
+
+    /// [`forward`](AniDescriptor::forward) on prepared neighbourhoods.
+    pub fn forward_prepared(&self, prepared: &Prepared) -> Result<Array2<f64>> {
+        self.check(prepared)?;
+        let nh = &prepared.nh;
         let nf = self.n_features();
         let mut out = Array2::<f64>::zeros((nh.n_atoms(), nf));
         if let Some(flat) = out.as_slice_mut() {
@@ -208,7 +261,18 @@ impl AniDescriptor {
         structures: &[Structure<'_>],
         cotangent: ArrayView2<'_, f64>,
     ) -> Result<Gradients> {
-        let nh = self.neighbourhoods(structures)?;
+        self.vjp_prepared(&self.prepare(structures)?, cotangent)
+    }
+
+    /// [`vjp`](AniDescriptor::vjp) on prepared neighbourhoods.
+    pub fn vjp_prepared(
+        &self,
+        prepared: &Prepared,
+        cotangent: ArrayView2<'_, f64>,
+    ) -> Result<Gradients> {
+        self.check(prepared)?;
+        let nh = &prepared.nh;
+        let n_structures = prepared.n_structures;
         let nf = self.n_features();
         if cotangent.dim() != (nh.n_atoms(), nf) {
             return Err(invalid!(
@@ -242,9 +306,9 @@ impl AniDescriptor {
                     .vjp(&nh.neighbours[nh.pairs(a)], cot_slice, grad, scratch);
             });
         let mut positions = Array2::<f64>::zeros((nh.n_atoms(), 3));
-        let mut cells = vec![[[0.0; 3]; 3]; structures.len()];
-        let mut virials = vec![[[0.0; 3]; 3]; structures.len()];
-        for b in 0..structures.len() {
+        let mut cells = vec![[[0.0; 3]; 3]; n_structures];
+        let mut virials = vec![[[0.0; 3]; 3]; n_structures];
+        for b in 0..n_structures {
             for i in nh.atom_start[b]..nh.atom_start[b + 1] {
                 for p in nh.pairs(i) {
                     let g = pair_grad[p];
@@ -280,7 +344,19 @@ impl AniDescriptor {
         tangent: ArrayView2<'_, f64>,
         cell_tangents: Option<&[[[f64; 3]; 3]]>,
     ) -> Result<Array2<f64>> {
-        let nh = self.neighbourhoods(structures)?;
+        self.jvp_prepared(&self.prepare(structures)?, tangent, cell_tangents)
+    }
+
+    /// [`jvp`](AniDescriptor::jvp) on prepared neighbourhoods.
+    pub fn jvp_prepared(
+        &self,
+        prepared: &Prepared,
+        tangent: ArrayView2<'_, f64>,
+        cell_tangents: Option<&[[[f64; 3]; 3]]>,
+    ) -> Result<Array2<f64>> {
+        self.check(prepared)?;
+        let nh = &prepared.nh;
+        let n_structures = prepared.n_structures;
         if tangent.dim() != (nh.n_atoms(), 3) {
             return Err(invalid!(
                 "the tangent must have shape ({}, 3), got {:?}",
@@ -289,11 +365,11 @@ impl AniDescriptor {
             ));
         }
         if let Some(ct) = cell_tangents {
-            if ct.len() != structures.len() {
+            if ct.len() != n_structures {
                 return Err(invalid!(
                     "got {} cell tangents for {} structures",
                     ct.len(),
-                    structures.len()
+                    n_structures
                 ));
             }
         }
@@ -345,12 +421,12 @@ impl AniDescriptor {
             ));
         }
         let mut jac = Array4::<f64>::zeros((n, nf, n, 3));
-        let structures = std::slice::from_ref(structure);
+        let prepared = self.prepare(std::slice::from_ref(structure))?;
         for j in 0..n {
             for c in 0..3 {
                 let mut tangent = Array2::<f64>::zeros((n, 3));
                 tangent[[j, c]] = 1.0;
-                let column = self.jvp(structures, tangent.view(), None)?;
+                let column = self.jvp_prepared(&prepared, tangent.view(), None)?;
                 for i in 0..n {
                     for f in 0..nf {
                         jac[[i, f, j, c]] = column[[i, f]];
