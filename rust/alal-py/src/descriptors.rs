@@ -10,7 +10,10 @@ use numpy::{
 use pyo3::prelude::*;
 
 use crate::convert::{cell_from, invalid, species_from};
-use crate::errors::{run, to_py};
+use crate::errors::{run, threads_for, to_py};
+
+/// Below this many atoms a descriptor call runs on the calling thread.
+const MIN_PARALLEL_ATOMS: usize = 16;
 
 /// `(dL/dpositions, dL/dcells, virials)` as NumPy arrays.
 type VjpArrays<'py> = (
@@ -245,6 +248,7 @@ impl PyAniDescriptor {
         check_positions(&pos)?;
         let batch = Batch::new(py, pos.nrows(), &cells, &pbc, &species, &counts)?;
         let structures = batch.structures(pos);
+        let n_threads = threads_for(n_threads, pos.nrows(), MIN_PARALLEL_ATOMS);
         let out = run(py, n_threads, || self.inner.forward(&structures))?;
         Ok(out.into_pyarray(py))
     }
@@ -268,6 +272,7 @@ impl PyAniDescriptor {
         let batch = Batch::new(py, pos.nrows(), &cells, &pbc, &species, &counts)?;
         let structures = batch.structures(pos);
         let cot = cotangent.as_array();
+        let n_threads = threads_for(n_threads, pos.nrows(), MIN_PARALLEL_ATOMS);
         let g = run(py, n_threads, || self.inner.vjp(&structures, cot))?;
         Ok(vjp_arrays(py, g))
     }
@@ -294,6 +299,7 @@ impl PyAniDescriptor {
         let structures = batch.structures(pos);
         let ct = cell_tangents_from(&cell_tangents, structures.len())?;
         let t = tangent.as_array();
+        let n_threads = threads_for(n_threads, pos.nrows(), MIN_PARALLEL_ATOMS);
         let out = run(py, n_threads, || {
             self.inner.jvp(&structures, t, ct.as_deref())
         })?;
@@ -317,6 +323,7 @@ impl PyAniDescriptor {
         check_positions(&pos)?;
         let batch = Batch::new(py, pos.nrows(), &cells, &pbc, &species, &counts)?;
         let structures = batch.structures(pos);
+        let n_threads = threads_for(n_threads, pos.nrows(), MIN_PARALLEL_ATOMS);
         let inner = run(py, n_threads, || self.inner.prepare(&structures))?;
         Ok(PyPrepared { inner })
     }
@@ -329,6 +336,7 @@ impl PyAniDescriptor {
         prepared: &PyPrepared,
         n_threads: usize,
     ) -> PyResult<Bound<'py, PyArray2<f64>>> {
+        let n_threads = threads_for(n_threads, prepared.inner.n_atoms(), MIN_PARALLEL_ATOMS);
         let out = run(py, n_threads, || {
             self.inner.forward_prepared(&prepared.inner)
         })?;
@@ -345,6 +353,7 @@ impl PyAniDescriptor {
         n_threads: usize,
     ) -> PyResult<VjpArrays<'py>> {
         let cot = cotangent.as_array();
+        let n_threads = threads_for(n_threads, prepared.inner.n_atoms(), MIN_PARALLEL_ATOMS);
         let g = run(py, n_threads, || {
             self.inner.vjp_prepared(&prepared.inner, cot)
         })?;
@@ -363,6 +372,7 @@ impl PyAniDescriptor {
     ) -> PyResult<Bound<'py, PyArray2<f64>>> {
         let ct = cell_tangents_from(&cell_tangents, prepared.inner.n_structures())?;
         let t = tangent.as_array();
+        let n_threads = threads_for(n_threads, prepared.inner.n_atoms(), MIN_PARALLEL_ATOMS);
         let out = run(py, n_threads, || {
             self.inner.jvp_prepared(&prepared.inner, t, ct.as_deref())
         })?;

@@ -20,6 +20,16 @@ pub fn to_py(py: Python<'_>, err: Error) -> PyErr {
     }
 }
 
+/// Thread count for a call over `work` items (atoms): small calls run on the calling thread, since
+/// handing them to a pool costs more (~15 µs) than it saves. Results do not depend on it.
+pub fn threads_for(n_threads: usize, work: usize, min_parallel: usize) -> usize {
+    if work < min_parallel {
+        1
+    } else {
+        n_threads
+    }
+}
+
 /// Run `f` with the GIL released, inside a pool of `n_threads` threads (0: default), and convert
 /// its error. A panic inside `f` is caught and becomes `alal.errors.InternalError`.
 pub fn run<T: Send>(

@@ -6,7 +6,10 @@ use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2}
 use pyo3::prelude::*;
 
 use crate::convert::{cell_from, invalid};
-use crate::errors::run;
+use crate::errors::{run, threads_for};
+
+/// Below this many atoms a neighbour list runs on the calling thread.
+const MIN_PARALLEL_ATOMS: usize = 256;
 
 type Pairs<'py> = (
     Bound<'py, PyArray1<i64>>,
@@ -105,6 +108,7 @@ pub fn neighbor_list<'py>(
         },
     };
     let positions = positions.as_array();
+    let n_threads = threads_for(n_threads, positions.nrows(), MIN_PARALLEL_ATOMS);
     let list = run(py, n_threads, || {
         neighbors::neighbor_list(positions, &cell, &rule, &options)
     })?;
@@ -152,6 +156,8 @@ pub fn neighbor_list_batch<'py>(
             distances,
         },
     };
+    let total: usize = systems.iter().map(|(p, _)| p.nrows()).sum();
+    let n_threads = threads_for(n_threads, total, MIN_PARALLEL_ATOMS);
     let lists = run(py, n_threads, || {
         neighbors::neighbor_lists(&systems, &Cutoff::Uniform(cutoff), &options)
     })?;

@@ -18,6 +18,11 @@ use crate::error::{invalid, Error, Result};
 use crate::neighbors::{neighbor_lists, Cutoff, Options, Quantities};
 use kernel::{Kernel, Neighbour, Scratch};
 
+/// Whether the current computation runs on one thread (then without rayon).
+fn sequential() -> bool {
+    crate::threads::current_threads() == 1
+}
+
 /// Pairs closer than this (Å) are refused: the angular terms and all gradients divide by distances.
 pub const MIN_DISTANCE: f64 = 1e-6;
 
@@ -242,14 +247,21 @@ impl AniDescriptor {
         let nh = &prepared.nh;
         let nf = self.n_features();
         let mut out = Array2::<f64>::zeros((nh.n_atoms(), nf));
+        let body = |scratch: &mut Scratch, (a, row): (usize, &mut [f64])| {
+            self.kernel
+                .forward(&nh.neighbours[nh.pairs(a)], row, scratch);
+        };
         if let Some(flat) = out.as_slice_mut() {
-            flat.par_chunks_mut(nf.max(1)).enumerate().for_each_init(
-                Scratch::default,
-                |scratch, (a, row)| {
-                    self.kernel
-                        .forward(&nh.neighbours[nh.pairs(a)], row, scratch);
-                },
-            );
+            if sequential() {
+                let mut scratch = Scratch::default();
+                flat.chunks_mut(nf.max(1))
+                    .enumerate()
+                    .for_each(|x| body(&mut scratch, x));
+            } else {
+                flat.par_chunks_mut(nf.max(1))
+                    .enumerate()
+                    .for_each_init(Scratch::default, body);
+            }
         }
         Ok(out)
     }
@@ -289,22 +301,31 @@ impl AniDescriptor {
             slices.push(head);
             rest = tail;
         }
-        slices
-            .into_par_iter()
-            .enumerate()
-            .for_each_init(Scratch::default, |scratch, (a, grad)| {
-                let row = cotangent.row(a);
-                let cot: Vec<f64>;
-                let cot_slice = match row.as_slice() {
-                    Some(s) => s,
-                    None => {
-                        cot = row.to_vec();
-                        &cot
-                    }
-                };
-                self.kernel
-                    .vjp(&nh.neighbours[nh.pairs(a)], cot_slice, grad, scratch);
-            });
+        let body = |scratch: &mut Scratch, (a, grad): (usize, &mut [[f64; 3]])| {
+            let row = cotangent.row(a);
+            let cot: Vec<f64>;
+            let cot_slice = match row.as_slice() {
+                Some(s) => s,
+                None => {
+                    cot = row.to_vec();
+                    &cot
+                }
+            };
+            self.kernel
+                .vjp(&nh.neighbours[nh.pairs(a)], cot_slice, grad, scratch);
+        };
+        if sequential() {
+            let mut scratch = Scratch::default();
+            slices
+                .into_iter()
+                .enumerate()
+                .for_each(|x| body(&mut scratch, x));
+        } else {
+            slices
+                .into_par_iter()
+                .enumerate()
+                .for_each_init(Scratch::default, body);
+        }
         let mut positions = Array2::<f64>::zeros((nh.n_atoms(), 3));
         let mut cells = vec![[[0.0; 3]; 3]; n_structures];
         let mut virials = vec![[[0.0; 3]; 3]; n_structures];
@@ -376,34 +397,43 @@ impl AniDescriptor {
         let structure_of = nh.structure_of_atoms();
         let nf = self.n_features();
         let mut out = Array2::<f64>::zeros((nh.n_atoms(), nf));
-        if let Some(flat) = out.as_slice_mut() {
-            flat.par_chunks_mut(nf.max(1)).enumerate().for_each_init(
-                || (Scratch::default(), Vec::<[f64; 3]>::new()),
-                |(scratch, local), (a, row)| {
-                    local.clear();
-                    let ua = [tangent[[a, 0]], tangent[[a, 1]], tangent[[a, 2]]];
-                    for p in nh.pairs(a) {
-                        let j = nh.second[p];
-                        let mut d = [
-                            tangent[[j, 0]] - ua[0],
-                            tangent[[j, 1]] - ua[1],
-                            tangent[[j, 2]] - ua[2],
-                        ];
-                        if let Some(ct) = cell_tangents {
-                            let c = &ct[structure_of[a]];
-                            let s = nh.shifts[p];
-                            for x in 0..3 {
-                                for y in 0..3 {
-                                    d[y] += s[x] as f64 * c[x][y];
-                                }
-                            }
+        let body = |(scratch, local): &mut (Scratch, Vec<[f64; 3]>),
+                    (a, row): (usize, &mut [f64])| {
+            local.clear();
+            let ua = [tangent[[a, 0]], tangent[[a, 1]], tangent[[a, 2]]];
+            for p in nh.pairs(a) {
+                let j = nh.second[p];
+                let mut d = [
+                    tangent[[j, 0]] - ua[0],
+                    tangent[[j, 1]] - ua[1],
+                    tangent[[j, 2]] - ua[2],
+                ];
+                if let Some(ct) = cell_tangents {
+                    let c = &ct[structure_of[a]];
+                    let s = nh.shifts[p];
+                    for x in 0..3 {
+                        for y in 0..3 {
+                            d[y] += s[x] as f64 * c[x][y];
                         }
-                        local.push(d);
                     }
-                    self.kernel
-                        .jvp(&nh.neighbours[nh.pairs(a)], local, row, scratch);
-                },
-            );
+                }
+                local.push(d);
+            }
+            self.kernel
+                .jvp(&nh.neighbours[nh.pairs(a)], local, row, scratch);
+        };
+        let init = || (Scratch::default(), Vec::<[f64; 3]>::new());
+        if let Some(flat) = out.as_slice_mut() {
+            if sequential() {
+                let mut state = init();
+                flat.chunks_mut(nf.max(1))
+                    .enumerate()
+                    .for_each(|x| body(&mut state, x));
+            } else {
+                flat.par_chunks_mut(nf.max(1))
+                    .enumerate()
+                    .for_each_init(init, body);
+            }
         }
         Ok(out)
     }

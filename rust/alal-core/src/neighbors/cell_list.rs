@@ -94,7 +94,7 @@ pub fn neighbor_list(
     let frame = cell.frame()?;
     let bins = Bins::new(&points, cell, &frame, max_cutoff)?;
 
-    let threads = rayon::current_num_threads().max(1);
+    let threads = crate::threads::current_threads().max(1);
     let search = Search {
         cutoff,
         options,

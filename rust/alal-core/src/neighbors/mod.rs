@@ -114,16 +114,17 @@ pub fn neighbor_lists(
     cutoff: &Cutoff,
     options: &Options,
 ) -> Result<Vec<PairList>> {
-    systems
-        .par_iter()
-        .enumerate()
-        .map(|(k, (positions, cell))| {
-            neighbor_list(*positions, cell, cutoff, options).map_err(|e| match e {
-                crate::Error::InvalidInput(m) => {
-                    crate::Error::InvalidInput(format!("structure {k}: {m}"))
-                }
-                other => other,
-            })
+    let one = |(k, (positions, cell)): (usize, &(ArrayView2<'_, f64>, Cell))| {
+        neighbor_list(*positions, cell, cutoff, options).map_err(|e| match e {
+            crate::Error::InvalidInput(m) => {
+                crate::Error::InvalidInput(format!("structure {k}: {m}"))
+            }
+            other => other,
         })
-        .collect()
+    };
+    if crate::threads::current_threads() == 1 {
+        systems.iter().enumerate().map(one).collect()
+    } else {
+        systems.par_iter().enumerate().map(one).collect()
+    }
 }
