@@ -9,7 +9,7 @@ __version__: str
 _Pairs = tuple[
     NDArray[np.int64],  # i
     NDArray[np.int64],  # j
-    NDArray[np.int64],  # S (n, 3), or (0, 3) if not requested
+    NDArray[np.int32],  # S (n, 3), or (0, 3) if not requested
     NDArray[np.float64],  # D (n, 3), Å, or (0, 3)
     NDArray[np.float64],  # d (n,), Å, or (0,)
 ]

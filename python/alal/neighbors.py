@@ -9,7 +9,8 @@ Three entry points:
 
 * :func:`neighbor_list` / :func:`primitive_neighbor_list`: drop-in replacements for the functions
   of :mod:`ase.neighborlist` (float cutoff, per-atom radii, or a per-element-pair dict);
-* :class:`NeighborList`: a configured object in vesin's shape for raw arrays;
+* :class:`NeighborList`: a configured object in vesin's shape for raw arrays (shifts as int32,
+  as vesin gives them; everything else as ASE);
 * :func:`neighbor_list_batch`: many structures in one call, in parallel over structures.
 """
 
@@ -44,8 +45,12 @@ def _parse_quantities(quantities: str) -> str:
     return quantities
 
 
-def _select(quantities: str, pairs: tuple[NDArray[Any], ...]) -> Result:
+def _select(quantities: str, pairs: tuple[NDArray[Any], ...], ase_dtypes: bool = True) -> Result:
+    """The requested arrays in order; with ``ase_dtypes`` the shifts are int64 as ASE gives them
+    (the core makes int32, as vesin does)."""
     by_letter = dict(zip(_LETTERS, pairs))
+    if ase_dtypes and "S" in quantities:
+        by_letter["S"] = by_letter["S"].astype(np.int64)
     out = tuple(by_letter[q] for q in quantities)
     return out[0] if len(out) == 1 else out
 
@@ -177,6 +182,8 @@ def neighbor_list(
 class NeighborList:
     """A reusable neighbour-list calculator for raw arrays, in the shape of vesin's.
 
+    As in vesin, shifts ``S`` come as int32 (the ASE-style functions give int64).
+
     Example::
 
         nl = NeighborList(cutoff=5.0, full_list=True)
@@ -217,7 +224,7 @@ class NeighborList:
             distances="d" in quantities,
             n_threads=self.n_threads,
         )
-        return _select(quantities, pairs)
+        return _select(quantities, pairs, ase_dtypes=False)
 
 
 def neighbor_list_batch(

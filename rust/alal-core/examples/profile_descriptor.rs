@@ -7,8 +7,14 @@ use ndarray::{Array2, ArrayView2};
 use std::time::Instant;
 
 fn params(name: &str) -> AniParams {
-    let shifts = |a: f64, b: f64, n: usize| (0..n).map(|k| a + (b - a) * k as f64 / n as f64).collect::<Vec<_>>();
-    let sections = (0..8).map(|k| (2 * k + 1) as f64 * std::f64::consts::PI / 16.0).collect();
+    let shifts = |a: f64, b: f64, n: usize| {
+        (0..n)
+            .map(|k| a + (b - a) * k as f64 / n as f64)
+            .collect::<Vec<_>>()
+    };
+    let sections = (0..8)
+        .map(|k| (2 * k + 1) as f64 * std::f64::consts::PI / 16.0)
+        .collect();
     match name {
         "ani1x" => AniParams {
             n_species: 1,
@@ -45,7 +51,12 @@ fn main() {
     let repeat: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(5);
     let iterations: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(20);
     let a = 4.05;
-    let basis = [[0.0, 0.0, 0.0], [0.5, 0.5, 0.0], [0.5, 0.0, 0.5], [0.0, 0.5, 0.5]];
+    let basis = [
+        [0.0, 0.0, 0.0],
+        [0.5, 0.5, 0.0],
+        [0.5, 0.0, 0.5],
+        [0.0, 0.5, 0.5],
+    ];
     let mut pos = Vec::new();
     let mut seed = 12345u64;
     let mut rattle = || {
@@ -70,7 +81,11 @@ fn main() {
     let cell = Cell::new([[l, 0.0, 0.0], [0.0, l, 0.0], [0.0, 0.0, l]], [true; 3]).expect("cell");
     let species = vec![0usize; n];
     let d = AniDescriptor::new(params(name)).expect("parameters");
-    let s = Structure { positions: ArrayView2::from_shape((n, 3), &pos).expect("shape"), cell, species: &species };
+    let s = Structure {
+        positions: ArrayView2::from_shape((n, 3), &pos).expect("shape"),
+        cell,
+        species: &species,
+    };
     let batch = std::slice::from_ref(&s);
     let cot = Array2::<f64>::ones((n, d.n_features()));
     let (mut t_prep, mut t_fwd, mut t_vjp) = (f64::MAX, f64::MAX, f64::MAX);

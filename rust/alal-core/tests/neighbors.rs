@@ -78,9 +78,9 @@ fn check(seed: u64, n: usize, pbc: [bool; 3], cutoff: f64, edge: (f64, f64)) {
     let got: Vec<(Pair, f64)> = (0..list.len())
         .map(|k| {
             let s = [
-                list.shifts[3 * k],
-                list.shifts[3 * k + 1],
-                list.shifts[3 * k + 2],
+                list.shifts[3 * k] as i64,
+                list.shifts[3 * k + 1] as i64,
+                list.shifts[3 * k + 2] as i64,
             ];
             ((list.first[k], list.second[k], s), list.distances[k])
         })

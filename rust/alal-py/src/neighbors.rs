@@ -14,7 +14,7 @@ const MIN_PARALLEL_ATOMS: usize = 256;
 type Pairs<'py> = (
     Bound<'py, PyArray1<i64>>,
     Bound<'py, PyArray1<i64>>,
-    Bound<'py, PyArray2<i64>>,
+    Bound<'py, PyArray2<i32>>,
     Bound<'py, PyArray2<f64>>,
     Bound<'py, PyArray1<f64>>,
 );

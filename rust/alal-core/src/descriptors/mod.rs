@@ -189,9 +189,9 @@ impl AniDescriptor {
                 neighbours.push(self.kernel.neighbour(s.species[j], v, list.distances[k]));
                 second.push(offset + j);
                 shifts.push([
-                    list.shifts[3 * k],
-                    list.shifts[3 * k + 1],
-                    list.shifts[3 * k + 2],
+                    list.shifts[3 * k] as i64,
+                    list.shifts[3 * k + 1] as i64,
+                    list.shifts[3 * k + 2] as i64,
                 ]);
             }
             offset += s.species.len();

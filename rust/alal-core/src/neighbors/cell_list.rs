@@ -134,7 +134,7 @@ impl Bins {
             for d in 0..3 {
                 if periodic[d] {
                     let o = s[d].floor();
-                    if o.abs() > 1e9 {
+                    if o.abs() > 5e8 {
                         return Err(invalid!(
                             "atom {k} is {o:e} cells away from the cell: positions too far out"
                         ));

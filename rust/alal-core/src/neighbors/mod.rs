@@ -67,7 +67,7 @@ pub struct PairList {
     /// Neighbour atom `j` of each pair.
     pub second: Vec<i64>,
     /// Lattice shifts, 3 per pair (row-major `(n_pairs, 3)`), empty if not requested.
-    pub shifts: Vec<i64>,
+    pub shifts: Vec<i32>,
     /// Pair vectors `D` in Å, 3 per pair, empty if not requested.
     pub vectors: Vec<f64>,
     /// Pair distances `d` in Å, empty if not requested.

@@ -24,7 +24,7 @@ impl Sink for PairList {
         self.first.push(i as i64);
         self.second.push(j as i64);
         if q.shifts {
-            self.shifts.extend_from_slice(&s);
+            self.shifts.extend_from_slice(&s.map(|x| x as i32));
         }
         if q.vectors {
             self.vectors.extend_from_slice(&v);
@@ -39,7 +39,7 @@ impl Sink for PairList {
 pub(crate) struct Region<'a> {
     first: &'a mut [MaybeUninit<i64>],
     second: &'a mut [MaybeUninit<i64>],
-    shifts: &'a mut [MaybeUninit<i64>],
+    shifts: &'a mut [MaybeUninit<i32>],
     vectors: &'a mut [MaybeUninit<f64>],
     distances: &'a mut [MaybeUninit<f64>],
     len: usize,
@@ -58,7 +58,7 @@ impl Sink for Region<'_> {
         self.second[k].write(j as i64);
         if q.shifts {
             for c in 0..3 {
-                self.shifts[3 * k + c].write(s[c]);
+                self.shifts[3 * k + c].write(s[c] as i32);
             }
         }
         if q.vectors {
