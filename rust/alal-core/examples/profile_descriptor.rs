@@ -89,7 +89,11 @@ fn main() {
     let batch = std::slice::from_ref(&s);
     let cot = Array2::<f64>::ones((n, d.n_features()));
     let (mut t_prep, mut t_fwd, mut t_vjp) = (f64::MAX, f64::MAX, f64::MAX);
-    alal_core::threads::with_threads(1, || {
+    let threads: usize = std::env::var("THREADS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1);
+    alal_core::threads::with_threads(threads, || {
         for _ in 0..iterations {
             let t = Instant::now();
             let prepared = d.prepare(batch).expect("prepare");
@@ -105,7 +109,7 @@ fn main() {
     .expect("threads");
     let us = |t: f64| t / n as f64 * 1e6;
     println!(
-        "{name}, {n} atoms, 1 thread: prepare {:.2} µs/atom, forward {:.2} µs/atom, vjp {:.2} µs/atom",
+        "{name}, {n} atoms, {threads} thread(s): prepare {:.2} µs/atom, forward {:.2} µs/atom, vjp {:.2} µs/atom",
         us(t_prep),
         us(t_fwd),
         us(t_vjp)
