@@ -498,6 +498,14 @@ def alal_call(desc, atoms, cot):
     return G, g
 
 
+def prepared_call(desc, atoms, cot):
+    """Energy + forces route of the prepared API: neighbourhoods once, then forward and vjp."""
+    prepared = desc.prepare(desc.pack(atoms))
+    G = desc.forward_prepared(prepared)
+    grad, _, _ = desc.vjp_prepared(prepared, cot)
+    return G, grad
+
+
 def check_vs_torchani64(log) -> list[dict[str, Any]]:
     import torch
 
@@ -574,6 +582,9 @@ def run_desc(args, log, rss: dict[str, Any]) -> dict[str, Any]:
                 desc = AniDescriptor(p, n_threads=nt)
                 runners[f"alal {nt}t compute"] = (lambda d=desc: d.compute(atoms))
                 runners[f"alal {nt}t vjp"] = (lambda d=desc: d.vjp(atoms, cot))
+            if hasattr(AniDescriptor, "prepare"):  # neighbourhoods found once for forward + vjp
+                for nt in (1, 2):
+                    runners[f"alal {nt}t prepared"] = (lambda d=AniDescriptor(p, n_threads=nt): prepared_call(d, atoms, cot))
             torch_ok = n <= 4000
             if not torch_ok:
                 need = f"~{8 * mem_torch_4000:.0f} GiB" if mem_torch_4000 else "> 20 GiB"
@@ -597,6 +608,11 @@ def run_desc(args, log, rss: dict[str, Any]) -> dict[str, Any]:
                         "max_rel_dgrad_f32": float(np.abs(ga - gt).max() / np.abs(ga).max())}
             same_threads = bool(np.array_equal(outs["alal 1t compute"], outs["alal 2t compute"])
                                 and np.array_equal(outs["alal 1t vjp"], outs["alal 2t vjp"]))
+            prepared_same = None
+            if "alal 1t prepared" in outs:
+                prepared_same = {f"{k}t": [float(np.abs(outs[f"alal {k}t prepared"][0] - outs["alal 1t compute"]).max()),
+                                           float(np.abs(outs[f"alal {k}t prepared"][1] - outs["alal 1t vjp"]).max())]
+                                 for k in (1, 2)}
             del outs
             # at least two timed calls after the warm-up, unless a call takes > 20 s
             reps = {nm: n_reps(first[nm][0], args.target_s, 2, args.max_reps, slow_s=20.0) for nm in runners}
@@ -606,7 +622,8 @@ def run_desc(args, log, rss: dict[str, Any]) -> dict[str, Any]:
                 s = samples[nm] if samples[nm] else [first[nm]]
                 timings[nm] = summarise(s)
             rows.append({"constants": name, "n": n, "n_features": nf, "timings": timings, "skipped": skipped,
-                         "f32_vs_alal": diff, "alal_1t_equals_2t": same_threads})
+                         "f32_vs_alal": diff, "alal_1t_equals_2t": same_threads,
+                         "prepared_vs_compute_vjp_max_abs": prepared_same})
             tot = {f"alal {k}t": (timings[f"alal {k}t compute"]["best_s"] + timings[f"alal {k}t vjp"]["best_s"])
                    for k in (1, 2)}
             msg = ", ".join(f"{k} {v / n * 1e6:.0f}" for k, v in tot.items())
@@ -761,12 +778,17 @@ def targets(nl: list[dict[str, Any]], desc: dict[str, Any] | None) -> list[str]:
         fails = [f"{r['system']} {r['n']}/{r['cutoff']} Å ({x:.2f}×)" for r, x in rows if x < 1.5]
         rows_nc = [(r, ratio(best(r["timings"], "vesin copy=False"), best(r["timings"], "alal 1t"))) for r, _ in rows]
         rows_nc = [x for _, x in rows_nc if x is not None]
+        med = [r["timings"]["vesin"]["median_s"] / r["timings"]["alal 1t"]["median_s"] for r, _ in rows]
         lines.append(
             f"- **Single-threaded ≥ 1.5× vesin from 500 atoms up: {'MET' if not fails else 'NOT MET'}.** "
             f"Speed-up of alal 1t over vesin (vesin time / alal time, full ijSDd lists) ranges {worst[1]:.2f}× – {max(x for _, x in rows):.2f}× over {len(rows)} "
             f"cases ≥ 500 atoms (median {np.median([x for _, x in rows]):.2f}×)"
             + (f"; below 1.5× in: {', '.join(fails)}" if fails else "")
-            + (f". Against vesin with `copy=False`: {min(rows_nc):.2f}× – {max(rows_nc):.2f}×." if rows_nc else ".")
+            + (f". Against vesin with `copy=False` (no copy of its output buffers): {min(rows_nc):.2f}× – "
+               f"{max(rows_nc):.2f}× (median {np.median(rows_nc):.2f}×)" if rows_nc else "")
+            + f". From median instead of best times: {min(med):.2f}× – {max(med):.2f}× (median {np.median(med):.2f}×)."
+            + (" At 256000 atoms vesin's default copy of its output spends most of its time in the kernel "
+               "(page faults), hence the large ratios there." if any(r["n"] >= 256000 for r, _ in rows) else "")
         )
     # T2: no slower than the fastest at 108 atoms
     small = [r for r in fcc if r["n"] == 108]
@@ -799,7 +821,7 @@ def targets(nl: list[dict[str, Any]], desc: dict[str, Any] | None) -> list[str]:
               "so on this shared machine the second core was only partly available; see the load averages."
         )
     if desc and desc.get("rows"):
-        parts, bests = [], []
+        parts, bests, preps = [], [], []
         for row in desc["rows"]:
             t = row["timings"]
             if "torchani 1t" not in t:
@@ -809,6 +831,8 @@ def targets(nl: list[dict[str, Any]], desc: dict[str, Any] | None) -> list[str]:
             x1, x2 = torch_t[1] / alal[1], torch_t[2] / alal[2]
             xb = min(torch_t.values()) / min(alal.values())
             bests.append(xb)
+            if "alal 1t prepared" in t:
+                preps.append(min(torch_t.values()) / min(t[f"alal {k}t prepared"]["best_s"] for k in (1, 2)))
             parts.append(f"{row['constants']} N={row['n']}: 1t {x1:.1f}×, 2t {x2:.1f}×, best/best {xb:.1f}×")
         if bests:
             lines.append(
@@ -816,7 +840,9 @@ def targets(nl: list[dict[str, Any]], desc: dict[str, Any] | None) -> list[str]:
                 f"{'MET' if min(bests) >= 5.0 else 'NOT MET'}** (judged on each library's best thread count, "
                 f"{min(bests):.1f}× – {max(bests):.1f}×). " + "; ".join(parts) + ". torchani with 2 threads is "
                 "often much slower than with 1 on this loaded 2-core machine (OpenMP threads waiting for a busy "
-                "core), which inflates the 2t ratios; the best/best column avoids that.")
+                "core), which inflates the 2t ratios; the best/best column avoids that."
+                + (f" With the prepared API (neighbourhoods found once for forward + vjp) best/best is "
+                   f"{min(preps):.1f}× – {max(preps):.1f}×." if preps else ""))
     return lines
 
 
@@ -928,10 +954,13 @@ def write_report(res: dict[str, Any], path: Path) -> None:
                  "`AEVComputer.from_constants(...)` with the same constants, `num_species=1`, "
                  "`neighborlist='cell_list'`, float32, AEV + `torch.autograd.grad((aev*cot).sum(), positions)`. "
                  "`ANI-1x consts` = torchani's ANI-1x constants (Rc 5.2 / 3.5 Å, 48 features) on Al. Periodic fcc "
-                 "Al as above. µs per atom (best); speed-up = torchani / alal (compute + vjp).\n")
+                 "Al as above. µs per atom (best); speed-up = torchani / alal (compute + vjp). `prepared` = "
+                 "`pack` + `prepare` + `forward_prepared` + `vjp_prepared` (neighbourhoods found once for both; "
+                 "its outputs were checked equal to compute/vjp to 1e-12).\n")
         L.append("| constants | N | feat | alal 1t compute | alal 1t vjp | alal 1t total | alal 2t total | "
-                 "torchani 1t | torchani 2t | speed-up 1t | speed-up 2t | alal 2nd thread | f32 torchani vs alal |")
-        L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+                 "alal 1t prepared | alal 2t prepared | torchani 1t | torchani 2t | speed-up 1t | speed-up 2t | "
+                 "speed-up 1t prepared | alal 2nd thread | f32 torchani vs alal |")
+        L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
         for row in d["rows"]:
             t, n = row["timings"], row["n"]
             us = lambda s: "—" if s is None else f"{s / n * 1e6:.1f}"  # noqa: E731
@@ -939,11 +968,18 @@ def write_report(res: dict[str, Any], path: Path) -> None:
             a1, a2 = a1c + a1v, t["alal 2t compute"]["best_s"] + t["alal 2t vjp"]["best_s"]
             t1, t2 = best(t, "torchani 1t"), best(t, "torchani 2t")
             f32 = row["f32_vs_alal"]
-            f32s = (f"max|ΔG| {f32['max_abs_dG_f32']:.1e}, rel ∂ {f32['max_rel_dgrad_f32']:.1e}" if f32 else
+            f32s = (f"max abs ΔG {f32['max_abs_dG_f32']:.1e}, max rel Δ∂ {f32['max_rel_dgrad_f32']:.1e}" if f32 else
                     "torchani skipped (memory)")
+            p1, p2 = best(t, "alal 1t prepared"), best(t, "alal 2t prepared")
             L.append(f"| {row['constants']} | {n} | {row['n_features']} | {us(a1c)} | {us(a1v)} | {us(a1)} | {us(a2)} | "
+                     f"{us(p1)} | {us(p2)} | "
                      f"{us(t1)} | {us(t2)} | {fmt_ratio(ratio(t1, a1))} | {fmt_ratio(ratio(t2, a2))} | "
-                     f"{fmt_ratio(a1 / a2)} | {f32s} |")
+                     f"{fmt_ratio(ratio(t1, p1))} | {fmt_ratio(a1 / a2)} | {f32s} |")
+        bad_prep = [(row, k, v) for row in d["rows"] for k, v in (row.get("prepared_vs_compute_vjp_max_abs") or {}).items()
+                    if max(v) > 1e-12]
+        if bad_prep:
+            L.append("\n**alal's prepared path differed from compute/vjp:** " + "; ".join(
+                f"{row['constants']} N={row['n']} {k}: max |ΔG| {v[0]:.1e}, max |Δ∂| {v[1]:.1e}" for row, k, v in bad_prep))
         if any(not row["alal_1t_equals_2t"] for row in d["rows"]):
             L.append("\n**alal's descriptor output differed between 1 and 2 threads in some case (see results.json).**")
         for row in d["rows"]:
