@@ -74,36 +74,6 @@ class AniDescriptor:
     ) -> None: ...
     @property
     def n_features(self) -> int: ...
-    def forward(
-        self,
-        positions: NDArray[np.float64],
-        cells: NDArray[np.float64],
-        pbc: NDArray[np.bool_],
-        species: NDArray[np.int64],
-        counts: NDArray[np.int64],
-        n_threads: int = 0,
-    ) -> NDArray[np.float64]: ...
-    def vjp(
-        self,
-        positions: NDArray[np.float64],
-        cells: NDArray[np.float64],
-        pbc: NDArray[np.bool_],
-        species: NDArray[np.int64],
-        counts: NDArray[np.int64],
-        cotangent: NDArray[np.float64],
-        n_threads: int = 0,
-    ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]: ...
-    def jvp(
-        self,
-        positions: NDArray[np.float64],
-        cells: NDArray[np.float64],
-        pbc: NDArray[np.bool_],
-        species: NDArray[np.int64],
-        counts: NDArray[np.int64],
-        tangent: NDArray[np.float64],
-        cell_tangents: NDArray[np.float64] | None = None,
-        n_threads: int = 0,
-    ) -> NDArray[np.float64]: ...
     def prepare(
         self,
         positions: NDArray[np.float64],

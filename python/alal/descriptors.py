@@ -315,14 +315,14 @@ class AniDescriptor:
 
     def forward_packed(self, batch: PackedBatch) -> NDArray[np.float64]:
         """Features ``(N, n_features)`` of a packed batch."""
-        return self._core.forward(*batch, n_threads=self.n_threads)
+        return self.forward_prepared(self.prepare(batch))
 
     def vjp_packed(
         self, batch: PackedBatch, cotangent: ArrayLike
     ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
         """``(∂L/∂positions (N, 3), ∂L/∂cells (B, 3, 3), virials (B, 3, 3))`` for ``∂L/∂G``."""
         cot = float_array(cotangent, "cotangent", (len(batch.positions), self.n_features))
-        return self._core.vjp(*batch, cot, n_threads=self.n_threads)
+        return self.vjp_prepared(self.prepare(batch), cot)
 
     def jvp_packed(
         self, batch: PackedBatch, tangent: ArrayLike, cell_tangents: ArrayLike | None = None
@@ -331,7 +331,7 @@ class AniDescriptor:
         optional cell tangents ``(B, 3, 3)`` (Å)."""
         t = float_array(tangent, "tangent", (len(batch.positions), 3))
         ct = None if cell_tangents is None else float_array(cell_tangents, "cell_tangents", (len(batch.counts), 3, 3))
-        return self._core.jvp(*batch, t, ct, n_threads=self.n_threads)
+        return self.jvp_prepared(self.prepare(batch), t, ct)
 
     # -- ASE-level API -------------------------------------------------------------------------
     def compute(self, atoms: Atoms) -> NDArray[np.float64]:

@@ -231,82 +231,8 @@ impl PyAniDescriptor {
         self.inner.n_features()
     }
 
-    /// Features `(N, n_features)` of a batch.
-    #[pyo3(signature = (positions, cells, pbc, species, counts, n_threads=0))]
-    #[allow(clippy::too_many_arguments)]
-    fn forward<'py>(
-        &self,
-        py: Python<'py>,
-        positions: PyReadonlyArray2<'py, f64>,
-        cells: PyReadonlyArray3<'py, f64>,
-        pbc: PyReadonlyArray2<'py, bool>,
-        species: PyReadonlyArray1<'py, i64>,
-        counts: PyReadonlyArray1<'py, i64>,
-        n_threads: usize,
-    ) -> PyResult<Bound<'py, PyArray2<f64>>> {
-        let pos = positions.as_array();
-        check_positions(&pos)?;
-        let batch = Batch::new(py, pos.nrows(), &cells, &pbc, &species, &counts)?;
-        let structures = batch.structures(pos);
-        let n_threads = threads_for(n_threads, pos.nrows(), MIN_PARALLEL_ATOMS);
-        let out = run(py, n_threads, || self.inner.forward(&structures))?;
-        Ok(out.into_pyarray(py))
-    }
-
-    /// Vector–Jacobian product: `(dL/dpositions (N, 3), dL/dcells (B, 3, 3), virials (B, 3, 3))`.
-    #[pyo3(signature = (positions, cells, pbc, species, counts, cotangent, n_threads=0))]
-    #[allow(clippy::too_many_arguments)]
-    fn vjp<'py>(
-        &self,
-        py: Python<'py>,
-        positions: PyReadonlyArray2<'py, f64>,
-        cells: PyReadonlyArray3<'py, f64>,
-        pbc: PyReadonlyArray2<'py, bool>,
-        species: PyReadonlyArray1<'py, i64>,
-        counts: PyReadonlyArray1<'py, i64>,
-        cotangent: PyReadonlyArray2<'py, f64>,
-        n_threads: usize,
-    ) -> PyResult<VjpArrays<'py>> {
-        let pos = positions.as_array();
-        check_positions(&pos)?;
-        let batch = Batch::new(py, pos.nrows(), &cells, &pbc, &species, &counts)?;
-        let structures = batch.structures(pos);
-        let cot = cotangent.as_array();
-        let n_threads = threads_for(n_threads, pos.nrows(), MIN_PARALLEL_ATOMS);
-        let g = run(py, n_threads, || self.inner.vjp(&structures, cot))?;
-        Ok(vjp_arrays(py, g))
-    }
-
-    /// Jacobian–vector product `(N, n_features)` for position tangents `(N, 3)` and optional cell
-    /// tangents `(B, 3, 3)`.
-    #[pyo3(signature = (positions, cells, pbc, species, counts, tangent, cell_tangents=None, n_threads=0))]
-    #[allow(clippy::too_many_arguments)]
-    fn jvp<'py>(
-        &self,
-        py: Python<'py>,
-        positions: PyReadonlyArray2<'py, f64>,
-        cells: PyReadonlyArray3<'py, f64>,
-        pbc: PyReadonlyArray2<'py, bool>,
-        species: PyReadonlyArray1<'py, i64>,
-        counts: PyReadonlyArray1<'py, i64>,
-        tangent: PyReadonlyArray2<'py, f64>,
-        cell_tangents: Option<PyReadonlyArray3<'py, f64>>,
-        n_threads: usize,
-    ) -> PyResult<Bound<'py, PyArray2<f64>>> {
-        let pos = positions.as_array();
-        check_positions(&pos)?;
-        let batch = Batch::new(py, pos.nrows(), &cells, &pbc, &species, &counts)?;
-        let structures = batch.structures(pos);
-        let ct = cell_tangents_from(&cell_tangents, structures.len())?;
-        let t = tangent.as_array();
-        let n_threads = threads_for(n_threads, pos.nrows(), MIN_PARALLEL_ATOMS);
-        let out = run(py, n_threads, || {
-            self.inner.jvp(&structures, t, ct.as_deref())
-        })?;
-        Ok(out.into_pyarray(py))
-    }
-
-    /// Neighbourhoods of a batch, for the `*_prepared` methods.
+    /// Neighbourhoods of a batch, for the `*_prepared` methods (the Python wrapper's one-shot
+    /// calls are `prepare` followed by one of them).
     #[pyo3(signature = (positions, cells, pbc, species, counts, n_threads=0))]
     #[allow(clippy::too_many_arguments)]
     fn prepare<'py>(
