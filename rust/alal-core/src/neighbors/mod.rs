@@ -83,22 +83,14 @@ impl PairList {
     /// An empty list with room for `n` pairs of the requested quantities; an error (not an abort)
     /// if that memory cannot be had.
     pub fn try_with_capacity(n: usize, options: &Options) -> crate::Result<Self> {
-        fn vec<T>(n: usize) -> crate::Result<Vec<T>> {
-            let mut v = Vec::new();
-            v.try_reserve_exact(n).map_err(|_| {
-                crate::Error::InvalidInput(format!(
-                    "cannot allocate memory for {n} neighbour pairs"
-                ))
-            })?;
-            Ok(v)
-        }
+        use output::with_room;
         let q = options.quantities;
         Ok(PairList {
-            first: vec(n)?,
-            second: vec(n)?,
-            shifts: vec(if q.shifts { 3 * n } else { 0 })?,
-            vectors: vec(if q.vectors { 3 * n } else { 0 })?,
-            distances: vec(if q.distances { n } else { 0 })?,
+            first: with_room(n)?,
+            second: with_room(n)?,
+            shifts: with_room(if q.shifts { 3 * n } else { 0 })?,
+            vectors: with_room(if q.vectors { 3 * n } else { 0 })?,
+            distances: with_room(if q.distances { n } else { 0 })?,
         })
     }
 
