@@ -184,32 +184,38 @@ where
             .collect()
     };
     if results.iter().all(|(_, overflow)| overflow.is_empty()) {
-        // Slide each region down to the end of the previous one (within the written parts).
-        let w = |on: bool, k: usize| if on { k } else { 0 };
-        let mut cursor = 0;
-        for (&start, &(len, _)) in starts.iter().zip(&results) {
-            if start != cursor {
-                out.first
-                    .spare_capacity_mut()
-                    .copy_within(start..start + len, cursor);
-                out.second
-                    .spare_capacity_mut()
-                    .copy_within(start..start + len, cursor);
-                let s3 = w(q.shifts, 3);
-                out.shifts
-                    .spare_capacity_mut()
-                    .copy_within(s3 * start..s3 * (start + len), s3 * cursor);
-                let v3 = w(q.vectors, 3);
-                out.vectors
-                    .spare_capacity_mut()
-                    .copy_within(v3 * start..v3 * (start + len), v3 * cursor);
-                let d1 = w(q.distances, 1);
-                out.distances
-                    .spare_capacity_mut()
-                    .copy_within(d1 * start..d1 * (start + len), d1 * cursor);
+        // Slide each region down to the end of the previous one (within the written parts). The
+        // five arrays are independent: they slide in parallel.
+        let moves: Vec<(usize, usize)> = starts
+            .iter()
+            .zip(&results)
+            .map(|(&s, &(len, _))| (s, len))
+            .collect();
+        let cursor: usize = moves.iter().map(|m| m.1).sum();
+        fn slide<T: Copy>(v: &mut Vec<T>, width: usize, moves: &[(usize, usize)]) {
+            let buffer = v.spare_capacity_mut();
+            let mut cursor = 0;
+            for &(start, len) in moves {
+                if start != cursor {
+                    buffer.copy_within(width * start..width * (start + len), width * cursor);
+                }
+                cursor += len;
             }
-            cursor += len;
         }
+        let PairList {
+            first,
+            second,
+            shifts,
+            vectors,
+            distances,
+        } = &mut out;
+        rayon::scope(|scope| {
+            scope.spawn(|_| slide(first, 1, &moves));
+            scope.spawn(|_| slide(second, 1, &moves));
+            scope.spawn(|_| slide(shifts, width(q.shifts, 3), &moves));
+            scope.spawn(|_| slide(vectors, width(q.vectors, 3), &moves));
+            slide(distances, width(q.distances, 1), &moves);
+        });
         // SAFETY: after the slides, elements 0..cursor (times the width of each quantity) are
         // exactly the written elements of the regions, in order.
         unsafe {
