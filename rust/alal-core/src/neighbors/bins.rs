@@ -1,0 +1,344 @@
+//! Atoms sorted into bins (cell lists): the search space of a neighbour list.
+
+use crate::cell::{row_times, Cell, Frame};
+use crate::error::{invalid, Result};
+
+/// Most bins per atom: bounds memory for sparse systems (far-apart atoms, tiny cutoffs).
+const MAX_BINS_PER_ATOM: usize = 4;
+/// A search that would visit more candidate pairs than this is refused instead of hanging.
+const MAX_CANDIDATES: f64 = 4e10;
+/// A list expected to hold more pairs than this is refused instead of exhausting memory.
+const MAX_PAIRS: f64 = 1e9;
+/// Squared distances are computed in blocks of this many slots.
+/// Bins are made slightly thicker than the cutoff so that rounding never hides a neighbour.
+const BIN_SLACK: f64 = 1e-8;
+
+/// Atoms sorted into bins, with the integer lattice offsets that wrapped them into the cell.
+pub(super) struct Bins {
+    pub(super) n: [usize; 3],
+    /// How many bins to search on each side along each axis.
+    pub(super) reach: [i64; 3],
+    pub(super) periodic: [bool; 3],
+    /// Bin of each atom (flat index).
+    pub(super) bin_of: Vec<usize>,
+    /// Start of each bin in `order` (length `n_bins + 1`).
+    pub(super) start: Vec<usize>,
+    /// Atom indices sorted by bin.
+    pub(super) order: Vec<u32>,
+    /// Wrapped Cartesian positions in bin order (x, y, z as separate arrays), Å.
+    pub(super) xs: Vec<f64>,
+    pub(super) ys: Vec<f64>,
+    pub(super) zs: Vec<f64>,
+    /// Wrapped Cartesian position of each atom, Å.
+    pub(super) wrapped: Vec<[f64; 3]>,
+    /// The user's positions, by atom and in bin order, Å.
+    pub(super) points: Vec<[f64; 3]>,
+    pub(super) sorted_points: Vec<[f64; 3]>,
+    /// `offset` in bin order.
+    pub(super) sorted_offset: Vec<[i32; 3]>,
+    /// Integer offset of each atom: `r = wrapped + offset · cell`.
+    pub(super) offset: Vec<[i64; 3]>,
+    pub(super) rows: [[f64; 3]; 3],
+    /// Number of bins searched around each bin.
+    pub(super) images: f64,
+    pub(super) n_atoms: usize,
+    /// Mean number density of the binned region, Å⁻³ (0 if it is flat), and the cutoff sphere's volume.
+    pub(super) density: f64,
+    pub(super) sphere_volume: f64,
+    /// Atoms in the bins searched around each bin.
+    pub(super) local_candidates: Vec<usize>,
+    /// Share of the searched volume inside the cutoff sphere (1 when unknown).
+    pub(super) sphere_fraction: f64,
+}
+
+impl Bins {
+    pub(super) fn new(
+        points: &[[f64; 3]],
+        cell: &Cell,
+        frame: &Frame,
+        cutoff: f64,
+    ) -> Result<Self> {
+        let n_atoms = points.len();
+        let periodic = cell.pbc;
+        let mut offset = vec![[0i64; 3]; n_atoms];
+        let mut reduced: Vec<[f64; 3]> = Vec::with_capacity(n_atoms);
+        for (k, &p) in points.iter().enumerate() {
+            let mut s = row_times(p, &frame.inverse);
+            for d in 0..3 {
+                if periodic[d] {
+                    let o = s[d].floor();
+                    if o.abs() > 5e8 {
+                        return Err(invalid!(
+                            "atom {k} is {o:e} cells away from the cell: positions too far out"
+                        ));
+                    }
+                    offset[k][d] = o as i64;
+                    s[d] -= o;
+                }
+            }
+            reduced.push(s);
+        }
+        // Extent of the binned region along each axis, in reduced units and in Å.
+        let mut lo = [0.0; 3];
+        let mut span = [1.0; 3];
+        let mut thickness = frame.plane_spacing;
+        for d in 0..3 {
+            if !periodic[d] {
+                let (mn, mx) = reduced
+                    .iter()
+                    .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), s| {
+                        (a.min(s[d]), b.max(s[d]))
+                    });
+                lo[d] = mn;
+                span[d] = mx - mn;
+                thickness[d] = mx - mn; // rows along non-periodic axes are unit vectors
+            }
+        }
+        let mut n = [1usize; 3];
+        for d in 0..3 {
+            let k = (thickness[d] / (cutoff * (1.0 + BIN_SLACK))).floor();
+            n[d] = if k.is_finite() && k >= 1.0 {
+                k.min(1e6) as usize
+            } else {
+                1
+            };
+        }
+        // Cap the number of bins for sparse systems, shrinking every axis alike.
+        let max_bins = (MAX_BINS_PER_ATOM * n_atoms).max(1) as f64;
+        let total = (n[0] * n[1] * n[2]) as f64;
+        if total > max_bins {
+            let f = (max_bins / total).cbrt();
+            for x in n.iter_mut() {
+                *x = ((*x as f64 * f).floor() as usize).max(1);
+            }
+        }
+        let mut reach = [0i64; 3];
+        for d in 0..3 {
+            let width = thickness[d] / n[d] as f64;
+            reach[d] = if periodic[d] {
+                (cutoff / width).ceil() as i64
+            } else if n[d] == 1 {
+                0
+            } else {
+                ((cutoff / width).ceil() as i64).min(n[d] as i64 - 1)
+            };
+        }
+        let images: f64 = reach.iter().map(|&r| (2 * r + 1) as f64).product();
+        // Volume of the binned region: the frame's cell volume times the non-periodic extents.
+        let region = {
+            let [a, b, c] = frame.rows;
+            let det = (a[0] * (b[1] * c[2] - b[2] * c[1]) - a[1] * (b[0] * c[2] - b[2] * c[0])
+                + a[2] * (b[0] * c[1] - b[1] * c[0]))
+                .abs();
+            det * span.iter().product::<f64>()
+        };
+        let density = if region > 0.0 {
+            n_atoms as f64 / region
+        } else {
+            0.0
+        };
+        let sphere_volume = 4.0 / 3.0 * std::f64::consts::PI * cutoff.powi(3);
+        // Pairs expected at the mean density, never more than the candidates the search visits.
+        let candidates_per_atom = images * n_atoms as f64 / (n[0] * n[1] * n[2]) as f64;
+        let expected = (density * sphere_volume).min(candidates_per_atom) * n_atoms as f64;
+        if expected > MAX_PAIRS {
+            return Err(invalid!(
+                "the cutoff {cutoff} Å is too large: it would give about {expected:.1e} pairs for \
+                 {n_atoms} atoms (more than {MAX_PAIRS:.0e}, over {:.0} GB of output)",
+                expected * 72.0 / 1e9
+            ));
+        }
+        let candidates = images * (n_atoms as f64) * (n_atoms as f64) / (n[0] * n[1] * n[2]) as f64;
+        if candidates > MAX_CANDIDATES {
+            return Err(invalid!(
+                "the cutoff {cutoff} Å is too large for this cell: the search would visit about \
+                 {candidates:.1e} candidate pairs ({images:.0} periodic images per bin)"
+            ));
+        }
+        let bin_index = |s: &[f64; 3]| -> usize {
+            let mut flat = 0usize;
+            for d in 0..3 {
+                let frac = if span[d] > 0.0 {
+                    (s[d] - lo[d]) / span[d]
+                } else {
+                    0.0
+                };
+                let b = ((frac * n[d] as f64).floor().max(0.0) as usize).min(n[d] - 1);
+                flat = flat * n[d] + b;
+            }
+            flat
+        };
+        let bin_of: Vec<usize> = reduced.iter().map(bin_index).collect();
+        let n_bins = n[0] * n[1] * n[2];
+        let mut start = vec![0usize; n_bins + 1];
+        for &b in &bin_of {
+            start[b + 1] += 1;
+        }
+        for b in 0..n_bins {
+            start[b + 1] += start[b];
+        }
+        let mut fill = start.clone();
+        let mut order = vec![0u32; n_atoms];
+        for (k, &b) in bin_of.iter().enumerate() {
+            order[fill[b]] = k as u32;
+            fill[b] += 1;
+        }
+        let rows = cell.matrix;
+        let wrapped: Vec<[f64; 3]> = points
+            .iter()
+            .zip(&offset)
+            .map(|(p, o)| {
+                let mut w = *p;
+                for d in 0..3 {
+                    if o[d] != 0 {
+                        for c in 0..3 {
+                            w[c] -= o[d] as f64 * rows[d][c];
+                        }
+                    }
+                }
+                w
+            })
+            .collect();
+        let xs = order.iter().map(|&k| wrapped[k as usize][0]).collect();
+        let ys = order.iter().map(|&k| wrapped[k as usize][1]).collect();
+        let zs = order.iter().map(|&k| wrapped[k as usize][2]).collect();
+        let sorted_points = order.iter().map(|&k| points[k as usize]).collect();
+        let local_candidates = local_counts(&start, n, reach, periodic, n_atoms);
+        let search_volume = images * region / n_bins as f64;
+        let sphere_fraction = if search_volume > 0.0 {
+            (sphere_volume / search_volume).min(1.0)
+        } else {
+            1.0
+        };
+        let points = points.to_vec();
+        let sorted_offset = order
+            .iter()
+            .map(|&k| offset[k as usize].map(|x| x as i32))
+            .collect();
+        Ok(Bins {
+            n,
+            reach,
+            periodic,
+            bin_of,
+            start,
+            order,
+            xs,
+            ys,
+            zs,
+            points,
+            sorted_points,
+            sorted_offset,
+            wrapped,
+            offset,
+            rows,
+            images,
+            n_atoms,
+            density,
+            sphere_volume,
+            local_candidates,
+            sphere_fraction,
+        })
+    }
+
+    /// A generous estimate of the number of pairs of `n` atoms, from the mean density of the
+    /// binned region (used to reserve memory once instead of growing).
+    pub(super) fn expected_pairs(&self, n: usize) -> usize {
+        let candidates = self.images * self.n_atoms as f64 / self.n_bins() as f64;
+        // Neighbours within the sphere at the mean density, capped by the candidates searched.
+        let per_atom = if self.density > 0.0 && self.density.is_finite() {
+            (1.05 * self.density * self.sphere_volume + 1.0).min(candidates)
+        } else {
+            0.3 * candidates
+        };
+        ((per_atom * n as f64) as usize).min(1 << 28)
+    }
+
+    /// Room to give a range of atoms in the shared output: the expected pairs from the local
+    /// density of each atom's bin neighbourhood, with a margin, never more than its candidates.
+    pub(super) fn capacity_for(&self, atoms: std::ops::Range<usize>) -> usize {
+        let mut total = 0.0;
+        for i in atoms {
+            let c = self.local_candidates[self.bin_of[i]] as f64;
+            total += c.min(1.25 * c * self.sphere_fraction + 4.0);
+        }
+        total as usize + 16
+    }
+
+    fn n_bins(&self) -> usize {
+        self.n[0] * self.n[1] * self.n[2]
+    }
+
+    pub(super) fn unflatten(&self, flat: usize) -> [i64; 3] {
+        let z = flat % self.n[2];
+        let y = (flat / self.n[2]) % self.n[1];
+        let x = flat / (self.n[1] * self.n[2]);
+        [x as i64, y as i64, z as i64]
+    }
+}
+
+/// Number of atoms in the bins searched around each bin (with periodic wrapping), or, when that
+/// would cost more than the search itself, the total number of atoms times the images searched.
+fn local_counts(
+    start: &[usize],
+    n: [usize; 3],
+    reach: [i64; 3],
+    periodic: [bool; 3],
+    n_atoms: usize,
+) -> Vec<usize> {
+    let n_bins = n[0] * n[1] * n[2];
+    let images: i64 = reach.iter().map(|&r| 2 * r + 1).product();
+    if (n_bins as f64) * (images as f64) > 64.0 * n_atoms as f64 + 1e5 {
+        return vec![n_atoms * images as usize; n_bins];
+    }
+    let count = |b: usize| start[b + 1] - start[b];
+    let mut out = vec![0usize; n_bins];
+    for x in 0..n[0] as i64 {
+        for y in 0..n[1] as i64 {
+            for z in 0..n[2] as i64 {
+                let mut total = 0;
+                for dx in -reach[0]..=reach[0] {
+                    let Some(cx) = wrap(x + dx, n[0], periodic[0]) else {
+                        continue;
+                    };
+                    for dy in -reach[1]..=reach[1] {
+                        let Some(cy) = wrap(y + dy, n[1], periodic[1]) else {
+                            continue;
+                        };
+                        for dz in -reach[2]..=reach[2] {
+                            let Some(cz) = wrap(z + dz, n[2], periodic[2]) else {
+                                continue;
+                            };
+                            total += count((cx * n[1] + cy) * n[2] + cz);
+                        }
+                    }
+                }
+                out[((x as usize) * n[1] + y as usize) * n[2] + z as usize] = total;
+            }
+        }
+    }
+    out
+}
+
+fn wrap(c: i64, n: usize, periodic: bool) -> Option<usize> {
+    let n = n as i64;
+    if periodic {
+        Some(c.rem_euclid(n) as usize)
+    } else if (0..n).contains(&c) {
+        Some(c as usize)
+    } else {
+        None
+    }
+}
+
+/// The bin at (possibly out-of-range) index `c` along `axis`, and the lattice image it lies in.
+#[inline(always)]
+pub(super) fn neighbour_bin(c: i64, axis: usize, bins: &Bins) -> Option<(usize, i64)> {
+    let n = bins.n[axis] as i64;
+    if bins.periodic[axis] {
+        Some((c.rem_euclid(n) as usize, c.div_euclid(n)))
+    } else if (0..n).contains(&c) {
+        Some((c as usize, 0))
+    } else {
+        None
+    }
+}
