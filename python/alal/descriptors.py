@@ -321,17 +321,14 @@ class AniDescriptor:
         self, batch: PackedBatch, cotangent: ArrayLike
     ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
         """``(∂L/∂positions (N, 3), ∂L/∂cells (B, 3, 3), virials (B, 3, 3))`` for ``∂L/∂G``."""
-        cot = float_array(cotangent, "cotangent", (len(batch.positions), self.n_features))
-        return self.vjp_prepared(self.prepare(batch), cot)
+        return self.vjp_prepared(self.prepare(batch), cotangent)
 
     def jvp_packed(
         self, batch: PackedBatch, tangent: ArrayLike, cell_tangents: ArrayLike | None = None
     ) -> NDArray[np.float64]:
         """Change of the features ``(N, n_features)`` for position tangents ``(N, 3)`` (Å) and
         optional cell tangents ``(B, 3, 3)`` (Å)."""
-        t = float_array(tangent, "tangent", (len(batch.positions), 3))
-        ct = None if cell_tangents is None else float_array(cell_tangents, "cell_tangents", (len(batch.counts), 3, 3))
-        return self.jvp_prepared(self.prepare(batch), t, ct)
+        return self.jvp_prepared(self.prepare(batch), tangent, cell_tangents)
 
     # -- ASE-level API -------------------------------------------------------------------------
     def compute(self, atoms: Atoms) -> NDArray[np.float64]:

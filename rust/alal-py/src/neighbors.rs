@@ -74,6 +74,25 @@ fn cutoff_from(
     }
 }
 
+/// The core's options from the Python flags.
+fn options_from(
+    full_list: bool,
+    self_interaction: bool,
+    shifts: bool,
+    vectors: bool,
+    distances: bool,
+) -> Options {
+    Options {
+        full_list,
+        self_interaction,
+        quantities: Quantities {
+            shifts,
+            vectors,
+            distances,
+        },
+    }
+}
+
 /// Neighbour list of one structure. Returns `(i, j, S, D, d)`; unrequested outputs are empty.
 #[pyfunction]
 #[pyo3(signature = (positions, cell, pbc, cutoff, *, radii=None, species=None, table=None,
@@ -98,15 +117,7 @@ pub fn neighbor_list<'py>(
 ) -> PyResult<Pairs<'py>> {
     let cell = cell_from(py, cell.as_array(), pbc)?;
     let rule = cutoff_from(cutoff, radii, species, table)?;
-    let options = Options {
-        full_list,
-        self_interaction,
-        quantities: Quantities {
-            shifts,
-            vectors,
-            distances,
-        },
-    };
+    let options = options_from(full_list, self_interaction, shifts, vectors, distances);
     let positions = positions.as_array();
     let n_threads = threads_for(n_threads, positions.nrows(), MIN_PARALLEL_ATOMS);
     let list = run(py, n_threads, || {
@@ -147,15 +158,7 @@ pub fn neighbor_list_batch<'py>(
             .map_err(|e| invalid(format!("structure {k}: {}", e.value(py))))?;
         systems.push((p.as_array(), cell));
     }
-    let options = Options {
-        full_list,
-        self_interaction,
-        quantities: Quantities {
-            shifts,
-            vectors,
-            distances,
-        },
-    };
+    let options = options_from(full_list, self_interaction, shifts, vectors, distances);
     let total: usize = systems.iter().map(|(p, _)| p.nrows()).sum();
     let n_threads = threads_for(n_threads, total, MIN_PARALLEL_ATOMS);
     let lists = run(py, n_threads, || {
