@@ -94,6 +94,16 @@ class AniDescriptor:
         cell_tangents: NDArray[np.float64] | None = None,
         n_threads: int = 0,
     ) -> NDArray[np.float64]: ...
+    def vjp_many_prepared(
+        self, prepared: PreparedBatch, cotangents: NDArray[np.float64], n_threads: int = 0
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]: ...
+    def jvp_many_prepared(
+        self,
+        prepared: PreparedBatch,
+        tangents: NDArray[np.float64],
+        cell_tangents: NDArray[np.float64] | None = None,
+        n_threads: int = 0,
+    ) -> NDArray[np.float64]: ...
     def jacobian(
         self,
         positions: NDArray[np.float64],

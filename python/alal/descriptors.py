@@ -313,6 +313,26 @@ class AniDescriptor:
             cell_tangents, "cell_tangents", (prepared.n_structures, 3, 3))
         return self._core.jvp_prepared(prepared, t, ct, n_threads=self.n_threads)
 
+    def vjp_many_prepared(
+        self, prepared: _core.PreparedBatch, cotangents: ArrayLike
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+        """Vector–Jacobian products of ``m`` cotangents ``(m, N, n_features)`` at once (one per
+        committee member): ``(∂L_k/∂positions (m, N, 3), ∂L_k/∂cells (m, B, 3, 3), virials
+        (m, B, 3, 3))``. The geometric terms are shared, so this is much cheaper than ``m``
+        calls of :meth:`vjp_prepared`."""
+        cot = float_array(cotangents, "cotangents", (None, prepared.n_atoms, self.n_features))
+        return self._core.vjp_many_prepared(prepared, cot, n_threads=self.n_threads)
+
+    def jvp_many_prepared(
+        self, prepared: _core.PreparedBatch, tangents: ArrayLike, cell_tangents: ArrayLike | None = None
+    ) -> NDArray[np.float64]:
+        """Jacobian–vector products of ``m`` position tangents ``(m, N, 3)`` (Å) and optional cell
+        tangents ``(m, B, 3, 3)`` (Å) at once: ``(m, N, n_features)``."""
+        t = float_array(tangents, "tangents", (None, prepared.n_atoms, 3))
+        ct = None if cell_tangents is None else float_array(
+            cell_tangents, "cell_tangents", (t.shape[0], prepared.n_structures, 3, 3))
+        return self._core.jvp_many_prepared(prepared, t, ct, n_threads=self.n_threads)
+
     def forward_packed(self, batch: PackedBatch) -> NDArray[np.float64]:
         """Features ``(N, n_features)`` of a packed batch."""
         return self.forward_prepared(self.prepare(batch))

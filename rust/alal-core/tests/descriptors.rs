@@ -165,3 +165,62 @@ fn refuses_bad_parameters_and_species() {
     };
     assert!(d.forward(&[st]).is_err()); // species 1 with a one-species descriptor
 }
+
+#[test]
+fn many_cotangents_and_tangents_equal_one_at_a_time() {
+    use ndarray::{Array3, Array4};
+    let d = AniDescriptor::new(params(2)).unwrap();
+    let systems = [system(11, 6, [true; 3]), system(12, 5, [true, false, true])];
+    let structures: Vec<Structure> = systems
+        .iter()
+        .map(|s| Structure {
+            positions: ArrayView2::from_shape((s.species.len(), 3), &s.pos).unwrap(),
+            cell: s.cell,
+            species: &s.species,
+        })
+        .collect();
+    let prepared = d.prepare(&structures).unwrap();
+    let (n, nf, m) = (prepared.n_atoms(), d.n_features(), 3);
+    let mut rng = Rng::new(7);
+    let cot = Array3::from_shape_fn((m, n, nf), |_| rng.uniform(-1.0, 1.0));
+    let tan = Array3::from_shape_fn((m, n, 3), |_| rng.uniform(-1.0, 1.0));
+    let cell_tan = Array4::from_shape_fn((m, 2, 3, 3), |_| rng.uniform(-0.1, 0.1));
+    let many = d.vjp_many_prepared(&prepared, cot.view()).unwrap();
+    let jvps = d
+        .jvp_many_prepared(&prepared, tan.view(), Some(cell_tan.view()))
+        .unwrap();
+    for k in 0..m {
+        let one = d
+            .vjp_prepared(&prepared, cot.index_axis(ndarray::Axis(0), k))
+            .unwrap();
+        assert_eq!(
+            one.positions,
+            many.positions.index_axis(ndarray::Axis(0), k)
+        );
+        for b in 0..2 {
+            for x in 0..3 {
+                for y in 0..3 {
+                    assert_eq!(one.cells[b][x][y], many.cells[[k, b, x, y]]);
+                    assert_eq!(one.virials[b][x][y], many.virials[[k, b, x, y]]);
+                }
+            }
+        }
+        let ct: Vec<[[f64; 3]; 3]> = (0..2)
+            .map(|b| std::array::from_fn(|x| std::array::from_fn(|y| cell_tan[[k, b, x, y]])))
+            .collect();
+        let one = d
+            .jvp_prepared(&prepared, tan.index_axis(ndarray::Axis(0), k), Some(&ct))
+            .unwrap();
+        assert_eq!(one, jvps.index_axis(ndarray::Axis(0), k));
+    }
+    assert!(d
+        .vjp_many_prepared(&prepared, Array3::zeros((0, n, nf)).view())
+        .is_err());
+    assert!(d
+        .jvp_many_prepared(
+            &prepared,
+            tan.view(),
+            Some(Array4::zeros((m, 1, 3, 3)).view())
+        )
+        .is_err());
+}

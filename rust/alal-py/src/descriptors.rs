@@ -5,7 +5,8 @@ use alal_core::cell::Cell;
 use alal_core::descriptors::{AniDescriptor as CoreAni, AniParams, Gradients, Prepared, Structure};
 use ndarray::{Array3, ArrayView2};
 use numpy::{
-    IntoPyArray, PyArray2, PyArray3, PyArray4, PyReadonlyArray1, PyReadonlyArray2, PyReadonlyArray3,
+    IntoPyArray, PyArray2, PyArray3, PyArray4, PyReadonlyArray1, PyReadonlyArray2,
+    PyReadonlyArray3, PyReadonlyArray4,
 };
 use pyo3::prelude::*;
 
@@ -20,6 +21,13 @@ type VjpArrays<'py> = (
     Bound<'py, PyArray2<f64>>,
     Bound<'py, PyArray3<f64>>,
     Bound<'py, PyArray3<f64>>,
+);
+
+/// `(dL_k/dpositions, dL_k/dcells, virials)` of `m` cotangents as NumPy arrays.
+type ManyVjpArrays<'py> = (
+    Bound<'py, PyArray3<f64>>,
+    Bound<'py, PyArray4<f64>>,
+    Bound<'py, PyArray4<f64>>,
 );
 
 /// Owned, validated form of a batch.
@@ -301,6 +309,48 @@ impl PyAniDescriptor {
         let n_threads = threads_for(n_threads, prepared.inner.n_atoms(), MIN_PARALLEL_ATOMS);
         let out = run(py, n_threads, || {
             self.inner.jvp_prepared(&prepared.inner, t, ct.as_deref())
+        })?;
+        Ok(out.into_pyarray(py))
+    }
+
+    /// Vector–Jacobian products of `m` cotangents `(m, N, n_features)` of a prepared batch:
+    /// `(m, N, 3)`, `(m, B, 3, 3)`, `(m, B, 3, 3)`.
+    #[pyo3(signature = (prepared, cotangents, n_threads=0))]
+    fn vjp_many_prepared<'py>(
+        &self,
+        py: Python<'py>,
+        prepared: &PyPrepared,
+        cotangents: PyReadonlyArray3<'py, f64>,
+        n_threads: usize,
+    ) -> PyResult<ManyVjpArrays<'py>> {
+        let cot = cotangents.as_array();
+        let n_threads = threads_for(n_threads, prepared.inner.n_atoms(), MIN_PARALLEL_ATOMS);
+        let g = run(py, n_threads, || {
+            self.inner.vjp_many_prepared(&prepared.inner, cot)
+        })?;
+        Ok((
+            g.positions.into_pyarray(py),
+            g.cells.into_pyarray(py),
+            g.virials.into_pyarray(py),
+        ))
+    }
+
+    /// Jacobian–vector products of `m` tangents `(m, N, 3)` (and cells `(m, B, 3, 3)`) of a
+    /// prepared batch: `(m, N, n_features)`.
+    #[pyo3(signature = (prepared, tangents, cell_tangents=None, n_threads=0))]
+    fn jvp_many_prepared<'py>(
+        &self,
+        py: Python<'py>,
+        prepared: &PyPrepared,
+        tangents: PyReadonlyArray3<'py, f64>,
+        cell_tangents: Option<PyReadonlyArray4<'py, f64>>,
+        n_threads: usize,
+    ) -> PyResult<Bound<'py, PyArray3<f64>>> {
+        let t = tangents.as_array();
+        let ct = cell_tangents.as_ref().map(|c| c.as_array());
+        let n_threads = threads_for(n_threads, prepared.inner.n_atoms(), MIN_PARALLEL_ATOMS);
+        let out = run(py, n_threads, || {
+            self.inner.jvp_many_prepared(&prepared.inner, t, ct)
         })?;
         Ok(out.into_pyarray(py))
     }

@@ -61,6 +61,12 @@ struct AngularNeighbour {
 #[derive(Debug, Default)]
 pub(crate) struct Scratch {
     angular: Vec<AngularNeighbour>,
+    /// The angular cotangents of one atom regrouped as `[species pair][z][a * m + k]`, so that
+    /// the contractions of all `m` members run as one contiguous, vectorised loop.
+    cot_t: Vec<f64>,
+    /// `u[a * m + k] = Σ_z g_k[a, z] A_z` and `v[a * m + k] = Σ_z g_k[a, z] ∂A_z/∂cos`.
+    u: Vec<f64>,
+    v: Vec<f64>,
 }
 
 /// Precomputed constants of a parameter set.
@@ -334,17 +340,20 @@ impl Kernel {
         }
     }
 
-    /// Vector–Jacobian product: with `cotangent = ∂L/∂G` of this atom, accumulate `∂L/∂D` of each
-    /// pair vector into `grad` (one entry per neighbour, added to).
+    /// Vector–Jacobian product for `m` cotangents at once (committee members share the geometric
+    /// terms): with `cotangents[k * n_features..][..n_features] = ∂L_k/∂G` of this atom, add
+    /// `∂L_k/∂D` of pair `p` to `grad[p * m + k]`.
     #[inline(always)]
     fn vjp_impl(
         &self,
         neighbours: &[Neighbour],
-        cotangent: &[f64],
+        cotangents: &[f64],
+        m: usize,
         grad: &mut [[f64; 3]],
         scratch: &mut Scratch,
     ) {
         self.prepare(neighbours, scratch);
+        let nf = cotangents.len() / m.max(1);
         let n_r = self.p.radial_shifts.len();
         let rc = self.p.radial_cutoff;
         let (mut radial_buf, mut dradial_buf) = ([0.0; MAX_RADIAL], [0.0; MAX_RADIAL]);
@@ -355,74 +364,118 @@ impl Kernel {
             }
             let (fc, dfc) = (nb.fc_radial, nb.dfc_radial);
             self.radial_terms(nb.r, radial, Some(&mut *dradial));
-            let g = &cotangent[nb.species * n_r..(nb.species + 1) * n_r];
-            let mut t = 0.0;
-            for k in 0..n_r {
-                t += g[k] * (dradial[k] * fc + radial[k] * dfc);
+            for q in 0..n_r {
+                dradial[q] = dradial[q] * fc + radial[q] * dfc;
             }
-            let s = t / nb.r;
-            for c in 0..3 {
-                grad[p][c] += s * nb.v[c];
+            for k in 0..m {
+                let g = &cotangents[k * nf + nb.species * n_r..][..n_r];
+                let mut t = 0.0;
+                for q in 0..n_r {
+                    t += g[q] * dradial[q];
+                }
+                let s = t / nb.r;
+                let out = &mut grad[p * m + k];
+                for c in 0..3 {
+                    out[c] += s * nb.v[c];
+                }
             }
         }
         let n_z = self.p.angle_sections.len();
         let n_a = self.p.angular_shifts.len();
-        let angular = &scratch.angular;
-        let mut bufs = [[0.0; MAX_ANGULAR]; 7];
-        let [a, da, rad, drad, h, k, ln_base] = &mut bufs;
-        let (a, da, ln_base, k) = (
-            &mut a[..n_z],
-            &mut da[..n_z],
-            &mut ln_base[..n_z],
-            &mut k[..n_z],
-        );
-        let (rad, drad, h) = (&mut rad[..n_a], &mut drad[..n_a], &mut h[..n_a]);
-        for (m, nb1) in angular.iter().enumerate() {
-            for nb2 in &angular[m + 1..] {
-                let start = self.n_radial
-                    + self.p.species_pair_index(nb1.species, nb2.species) * self.block;
-                let g = &cotangent[start..start + self.block];
+        let block = self.block;
+        let Scratch {
+            angular,
+            cot_t,
+            u,
+            v,
+        } = scratch;
+        if angular.len() < 2 {
+            return;
+        }
+        let n_pairs_species = self.p.n_species_pairs();
+        cot_t.clear();
+        cot_t.resize(n_pairs_species * block * m, 0.0);
+        for sp in 0..n_pairs_species {
+            let dst = &mut cot_t[sp * block * m..][..block * m];
+            for k in 0..m {
+                let src = &cotangents[k * nf + self.n_radial + sp * block..][..block];
+                for ia in 0..n_a {
+                    for z in 0..n_z {
+                        dst[z * n_a * m + ia * m + k] = src[ia * n_z + z];
+                    }
+                }
+            }
+        }
+        let width = n_a * m;
+        u.clear();
+        u.resize(width, 0.0);
+        v.clear();
+        v.resize(width, 0.0);
+        let mut bufs = [[0.0; MAX_ANGULAR]; 5];
+        let [a, da, rad, drad, ln_base] = &mut bufs;
+        let (a, da, ln_base) = (&mut a[..n_z], &mut da[..n_z], &mut ln_base[..n_z]);
+        let (rad, drad) = (&mut rad[..n_a], &mut drad[..n_a]);
+        let mut sums = vec![[0.0f64; 3]; m];
+        for (i1, nb1) in angular.iter().enumerate() {
+            for nb2 in &angular[i1 + 1..] {
+                let sp = self.p.species_pair_index(nb1.species, nb2.species);
+                let table = &cot_t[sp * block * m..][..block * m];
                 let t = triple(nb1, nb2);
                 self.angle_terms(t.cos, a, Some(da), ln_base);
                 self.mean_distance_terms(0.5 * (nb1.r + nb2.r), rad, Some(drad));
-                k.fill(0.0);
-                for ia in 0..rad.len() {
-                    let row = &g[ia * n_z..(ia + 1) * n_z];
-                    let mut hs = 0.0;
-                    for z in 0..n_z {
-                        hs += row[z] * a[z];
-                        k[z] += row[z] * rad[ia];
+                u.fill(0.0);
+                v.fill(0.0);
+                for z in 0..n_z {
+                    let row = &table[z * width..][..width];
+                    let (az, daz) = (a[z], da[z]);
+                    for ((uq, vq), &g) in u.iter_mut().zip(v.iter_mut()).zip(row) {
+                        *uq += g * az;
+                        *vq += g * daz;
                     }
-                    h[ia] = hs;
                 }
-                let s0: f64 = h.iter().zip(rad.iter()).map(|(x, y)| x * y).sum();
-                let s1: f64 = h.iter().zip(drad.iter()).map(|(x, y)| x * y).sum();
-                let sc: f64 = k.iter().zip(da.iter()).map(|(x, y)| x * y).sum();
+                // s0_k = Σ_a u rad, s1_k = Σ_a u ∂rad, sc_k = Σ_a v rad.
+                for s in sums.iter_mut() {
+                    *s = [0.0; 3];
+                }
+                for ia in 0..n_a {
+                    let (ur, vr) = (&u[ia * m..][..m], &v[ia * m..][..m]);
+                    let (ra, dra) = (rad[ia], drad[ia]);
+                    for k in 0..m {
+                        sums[k][0] += ur[k] * ra;
+                        sums[k][1] += ur[k] * dra;
+                        sums[k][2] += vr[k] * ra;
+                    }
+                }
                 let f = nb1.fc * nb2.fc;
-                let t_r1 = 2.0 * (0.5 * s1 * f + s0 * nb1.dfc * nb2.fc);
-                let t_r2 = 2.0 * (0.5 * s1 * f + s0 * nb1.fc * nb2.dfc);
-                let t_c = 2.0 * f * sc;
-                let (u1, u2) = (t_r1 / nb1.r, t_r2 / nb2.r);
-                for c in 0..3 {
-                    grad[nb1.index][c] += t_c * t.dcos_da[c] + u1 * nb1.v[c];
-                    grad[nb2.index][c] += t_c * t.dcos_db[c] + u2 * nb2.v[c];
+                for (k, &[s0, s1, sc]) in sums.iter().enumerate() {
+                    let t_r1 = 2.0 * (0.5 * s1 * f + s0 * nb1.dfc * nb2.fc);
+                    let t_r2 = 2.0 * (0.5 * s1 * f + s0 * nb1.fc * nb2.dfc);
+                    let t_c = 2.0 * f * sc;
+                    let (u1, u2) = (t_r1 / nb1.r, t_r2 / nb2.r);
+                    for c in 0..3 {
+                        grad[nb1.index * m + k][c] += t_c * t.dcos_da[c] + u1 * nb1.v[c];
+                        grad[nb2.index * m + k][c] += t_c * t.dcos_db[c] + u2 * nb2.v[c];
+                    }
                 }
             }
         }
     }
 
-    /// Jacobian–vector product: with `tangent[p] = δD` of each pair vector, the change of this
-    /// atom's features (`out` is overwritten).
+    /// Jacobian–vector product for `m` tangents at once: with `tangents[p * m + k] = δD_k` of pair
+    /// `p`, write the change of this atom's features under tangent `k` to
+    /// `out[k * n_features..][..n_features]` (`out` is overwritten).
     #[inline(always)]
     fn jvp_impl(
         &self,
         neighbours: &[Neighbour],
-        tangent: &[[f64; 3]],
+        tangents: &[[f64; 3]],
+        m: usize,
         out: &mut [f64],
         scratch: &mut Scratch,
     ) {
         out.fill(0.0);
         self.prepare(neighbours, scratch);
+        let nf = out.len() / m.max(1);
         let n_r = self.p.radial_shifts.len();
         let rc = self.p.radial_cutoff;
         let (mut radial_buf, mut dradial_buf) = ([0.0; MAX_RADIAL], [0.0; MAX_RADIAL]);
@@ -434,51 +487,79 @@ impl Kernel {
             }
             let (fc, dfc) = (nb.fc_radial, nb.dfc_radial);
             self.radial_terms(nb.r, radial, Some(&mut *dradial));
-            let dr = dot(nb.v, tangent[p]) / nb.r;
-            let row = &mut out[nb.species * n_r..(nb.species + 1) * n_r];
-            for k in 0..n_r {
-                row[k] += (dradial[k] * fc + radial[k] * dfc) * dr;
+            for q in 0..n_r {
+                dradial[q] = dradial[q] * fc + radial[q] * dfc;
+            }
+            for k in 0..m {
+                let dr = dot(nb.v, tangents[p * m + k]) / nb.r;
+                let row = &mut out[k * nf + nb.species * n_r..][..n_r];
+                for q in 0..n_r {
+                    row[q] += dradial[q] * dr;
+                }
             }
         }
         let n_z = self.p.angle_sections.len();
         let n_a = self.p.angular_shifts.len();
-        let angular = &scratch.angular;
-        let mut bufs = [[0.0; MAX_ANGULAR]; 7];
-        let [a, da, rad, drad, h, k, ln_base] = &mut bufs;
-        let (a, da, ln_base, k) = (
-            &mut a[..n_z],
-            &mut da[..n_z],
-            &mut ln_base[..n_z],
-            &mut k[..n_z],
-        );
-        let (rad, drad, h) = (&mut rad[..n_a], &mut drad[..n_a], &mut h[..n_a]);
-        for (m, nb1) in angular.iter().enumerate() {
-            for nb2 in &angular[m + 1..] {
-                let (ta, tb) = (tangent[nb1.index], tangent[nb2.index]);
+        let block = self.block;
+        let Scratch {
+            angular,
+            cot_t: acc,
+            u: p_beta,
+            v: q_eps,
+        } = scratch;
+        if angular.len() < 2 {
+            return;
+        }
+        // Accumulated as `[species pair][z][a * m + k]` (contiguous over all members), written
+        // back to `out[k * nf + ...]` at the end.
+        let n_pairs_species = self.p.n_species_pairs();
+        acc.clear();
+        acc.resize(n_pairs_species * block * m, 0.0);
+        let width = n_a * m;
+        p_beta.clear();
+        p_beta.resize(width, 0.0);
+        q_eps.clear();
+        q_eps.resize(width, 0.0);
+        let mut bufs = [[0.0; MAX_ANGULAR]; 5];
+        let [a, da, rad, drad, ln_base] = &mut bufs;
+        let (a, da, ln_base) = (&mut a[..n_z], &mut da[..n_z], &mut ln_base[..n_z]);
+        let (rad, drad) = (&mut rad[..n_a], &mut drad[..n_a]);
+        for (i1, nb1) in angular.iter().enumerate() {
+            for nb2 in &angular[i1 + 1..] {
                 let t = triple(nb1, nb2);
-                let dr1 = dot(nb1.v, ta) / nb1.r;
-                let dr2 = dot(nb2.v, tb) / nb2.r;
-                let dcos = dot(t.dcos_da, ta) + dot(t.dcos_db, tb);
                 self.angle_terms(t.cos, a, Some(da), ln_base);
                 self.mean_distance_terms(0.5 * (nb1.r + nb2.r), rad, Some(drad));
                 let f = nb1.fc * nb2.fc;
-                let df = nb1.dfc * nb2.fc * dr1 + nb1.fc * nb2.dfc * dr2;
-                // δG[a, z] = α_z β_a + γ_z ε_a
+                // δG_k[a, z] = 2 ∂A_z/∂cos · (R_a f δcos_k) + 2 A_z · ε_k[a]
+                for k in 0..m {
+                    let (ta, tb) = (tangents[nb1.index * m + k], tangents[nb2.index * m + k]);
+                    let dr1 = dot(nb1.v, ta) / nb1.r;
+                    let dr2 = dot(nb2.v, tb) / nb2.r;
+                    let dcos = dot(t.dcos_da, ta) + dot(t.dcos_db, tb);
+                    let df = nb1.dfc * nb2.fc * dr1 + nb1.fc * nb2.dfc * dr2;
+                    for ia in 0..n_a {
+                        p_beta[ia * m + k] = rad[ia] * f * dcos;
+                        q_eps[ia * m + k] = drad[ia] * f * 0.5 * (dr1 + dr2) + rad[ia] * df;
+                    }
+                }
+                let sp = self.p.species_pair_index(nb1.species, nb2.species);
+                let table = &mut acc[sp * block * m..][..block * m];
                 for z in 0..n_z {
-                    k[z] = 2.0 * da[z] * dcos; // α
+                    let (c1, c2) = (2.0 * da[z], 2.0 * a[z]);
+                    let row = &mut table[z * width..][..width];
+                    for ((o, &pq), &qq) in row.iter_mut().zip(p_beta.iter()).zip(q_eps.iter()) {
+                        *o += c1 * pq + c2 * qq;
+                    }
                 }
-                for ia in 0..rad.len() {
-                    h[ia] = drad[ia] * f * 0.5 * (dr1 + dr2) + rad[ia] * df; // ε
-                }
-                let start = self.n_radial
-                    + self.p.species_pair_index(nb1.species, nb2.species) * self.block;
-                let block = &mut out[start..start + self.block];
-                for ia in 0..rad.len() {
-                    let beta = rad[ia] * f;
-                    let eps = h[ia];
-                    let row = &mut block[ia * n_z..(ia + 1) * n_z];
+            }
+        }
+        for sp in 0..n_pairs_species {
+            let src = &acc[sp * block * m..][..block * m];
+            for k in 0..m {
+                let dst = &mut out[k * nf + self.n_radial + sp * block..][..block];
+                for ia in 0..n_a {
                     for z in 0..n_z {
-                        row[z] += k[z] * beta + 2.0 * a[z] * eps;
+                        dst[ia * n_z + z] = src[z * width + ia * m + k];
                     }
                 }
             }
@@ -492,11 +573,11 @@ impl Kernel {
     dispatch!(
         /// Vector–Jacobian product: with `cotangent = ∂L/∂G` of this atom, add `∂L/∂D` of each pair
         /// vector to `grad` (one entry per neighbour).
-        vjp, vjp_avx2, vjp_impl(neighbours: &[Neighbour], cotangent: &[f64], grad: &mut [[f64; 3]], scratch: &mut Scratch)
+        vjp, vjp_avx2, vjp_impl(neighbours: &[Neighbour], cotangents: &[f64], m: usize, grad: &mut [[f64; 3]], scratch: &mut Scratch)
     );
     dispatch!(
         /// Jacobian–vector product: with `tangent[p] = δD` of each pair vector, the change of this
         /// atom's features (`out` is overwritten).
-        jvp, jvp_avx2, jvp_impl(neighbours: &[Neighbour], tangent: &[[f64; 3]], out: &mut [f64], scratch: &mut Scratch)
+        jvp, jvp_avx2, jvp_impl(neighbours: &[Neighbour], tangents: &[[f64; 3]], m: usize, out: &mut [f64], scratch: &mut Scratch)
     );
 }

@@ -10,7 +10,7 @@ mod params;
 
 pub use params::AniParams;
 
-use ndarray::{Array2, Array4, ArrayView2};
+use ndarray::{s, Array2, Array3, Array4, ArrayView2, ArrayView3, ArrayView4, Axis};
 use rayon::prelude::*;
 
 use crate::cell::Cell;
@@ -44,6 +44,17 @@ pub struct Gradients {
     pub cells: Vec<[[f64; 3]; 3]>,
     /// Virial of each structure, `W = −Σ_pairs D ⊗ ∂L/∂D` (eV): the stress is `−W / V`.
     pub virials: Vec<[[f64; 3]; 3]>,
+}
+
+/// Gradients returned by [`AniDescriptor::vjp_many_prepared`], one per cotangent `k`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ManyGradients {
+    /// `∂L_k/∂positions`, `(m, n_atoms_total, 3)`.
+    pub positions: Array3<f64>,
+    /// `∂L_k/∂cell` of each structure, `(m, n_structures, 3, 3)`, at fixed positions.
+    pub cells: Array4<f64>,
+    /// Virial of each structure, `(m, n_structures, 3, 3)`, `W = −Σ_pairs D ⊗ ∂L_k/∂D` (eV).
+    pub virials: Array4<f64>,
 }
 
 /// The neighbourhoods of a batch, found once by [`AniDescriptor::prepare`] and reused by the
@@ -282,74 +293,104 @@ impl AniDescriptor {
         prepared: &Prepared,
         cotangent: ArrayView2<'_, f64>,
     ) -> Result<Gradients> {
+        let nf = self.n_features();
+        if cotangent.dim() != (prepared.n_atoms(), nf) {
+            return Err(invalid!(
+                "the cotangent must have shape ({}, {nf}), got {:?}",
+                prepared.n_atoms(),
+                cotangent.shape()
+            ));
+        }
+        let many = self.vjp_many_prepared(prepared, cotangent.insert_axis(Axis(0)))?;
+        let to_vec = |a: &Array4<f64>| -> Vec<[[f64; 3]; 3]> {
+            (0..a.dim().1)
+                .map(|b| std::array::from_fn(|x| std::array::from_fn(|y| a[[0, b, x, y]])))
+                .collect()
+        };
+        Ok(Gradients {
+            positions: many.positions.index_axis_move(Axis(0), 0),
+            cells: to_vec(&many.cells),
+            virials: to_vec(&many.virials),
+        })
+    }
+
+    /// Vector–Jacobian products of `m` cotangents at once, `(m, n_atoms_total, n_features)` (e.g.
+    /// `∂E_k/∂G` of each member of a committee): the geometric terms are computed once per pair and
+    /// shared, so this costs much less than `m` calls of [`vjp_prepared`](Self::vjp_prepared).
+    pub fn vjp_many_prepared(
+        &self,
+        prepared: &Prepared,
+        cotangents: ArrayView3<'_, f64>,
+    ) -> Result<ManyGradients> {
         self.check(prepared)?;
         let nh = &prepared.nh;
         let n_structures = prepared.n_structures;
         let nf = self.n_features();
-        if cotangent.dim() != (nh.n_atoms(), nf) {
+        let (m, n, f) = cotangents.dim();
+        if (n, f) != (nh.n_atoms(), nf) || m == 0 {
             return Err(invalid!(
-                "the cotangent must have shape ({}, {nf}), got {:?}",
+                "the cotangents must have shape (m >= 1, {}, {nf}), got {:?}",
                 nh.n_atoms(),
-                cotangent.shape()
+                cotangents.shape()
             ));
         }
-        let mut pair_grad = vec![[0.0f64; 3]; nh.neighbours.len()];
+        let mut pair_grad = vec![[0.0f64; 3]; nh.neighbours.len() * m];
         let mut slices: Vec<&mut [[f64; 3]]> = Vec::with_capacity(nh.n_atoms());
         let mut rest: &mut [[f64; 3]] = &mut pair_grad;
         for a in 0..nh.n_atoms() {
-            let (head, tail) = rest.split_at_mut(nh.pair_start[a + 1] - nh.pair_start[a]);
+            let (head, tail) = rest.split_at_mut((nh.pair_start[a + 1] - nh.pair_start[a]) * m);
             slices.push(head);
             rest = tail;
         }
-        let body = |scratch: &mut Scratch, (a, grad): (usize, &mut [[f64; 3]])| {
-            let row = cotangent.row(a);
-            let cot: Vec<f64>;
-            let cot_slice = match row.as_slice() {
-                Some(s) => s,
-                None => {
-                    cot = row.to_vec();
-                    &cot
+        let body = |(scratch, cot): &mut (Scratch, Vec<f64>),
+                    (a, grad): (usize, &mut [[f64; 3]])| {
+            cot.clear();
+            for k in 0..m {
+                let row = cotangents.slice(s![k, a, ..]);
+                match row.as_slice() {
+                    Some(x) => cot.extend_from_slice(x),
+                    None => cot.extend(row.iter().copied()),
                 }
-            };
+            }
             self.kernel
-                .vjp(&nh.neighbours[nh.pairs(a)], cot_slice, grad, scratch);
+                .vjp(&nh.neighbours[nh.pairs(a)], cot, m, grad, scratch);
         };
+        let init = || (Scratch::default(), Vec::<f64>::with_capacity(m * nf));
         if sequential() {
-            let mut scratch = Scratch::default();
+            let mut state = init();
             slices
                 .into_iter()
                 .enumerate()
-                .for_each(|x| body(&mut scratch, x));
+                .for_each(|x| body(&mut state, x));
         } else {
-            slices
-                .into_par_iter()
-                .enumerate()
-                .for_each_init(Scratch::default, body);
+            slices.into_par_iter().enumerate().for_each_init(init, body);
         }
-        let mut positions = Array2::<f64>::zeros((nh.n_atoms(), 3));
-        let mut cells = vec![[[0.0; 3]; 3]; n_structures];
-        let mut virials = vec![[[0.0; 3]; 3]; n_structures];
+        let mut positions = Array3::<f64>::zeros((m, nh.n_atoms(), 3));
+        let mut cells = Array4::<f64>::zeros((m, n_structures, 3, 3));
+        let mut virials = Array4::<f64>::zeros((m, n_structures, 3, 3));
         for b in 0..n_structures {
             for i in nh.atom_start[b]..nh.atom_start[b + 1] {
                 for p in nh.pairs(i) {
-                    let g = pair_grad[p];
                     let j = nh.second[p];
                     let s = nh.shifts[p];
                     let v = nh.neighbours[p].v;
-                    for c in 0..3 {
-                        positions[[j, c]] += g[c];
-                        positions[[i, c]] -= g[c];
-                    }
-                    for x in 0..3 {
-                        for y in 0..3 {
-                            cells[b][x][y] += s[x] as f64 * g[y];
-                            virials[b][x][y] -= v[x] * g[y];
+                    for k in 0..m {
+                        let g = pair_grad[p * m + k];
+                        for c in 0..3 {
+                            positions[[k, j, c]] += g[c];
+                            positions[[k, i, c]] -= g[c];
+                        }
+                        for x in 0..3 {
+                            for y in 0..3 {
+                                cells[[k, b, x, y]] += s[x] as f64 * g[y];
+                                virials[[k, b, x, y]] -= v[x] * g[y];
+                            }
                         }
                     }
                 }
             }
         }
-        Ok(Gradients {
+        Ok(ManyGradients {
             positions,
             cells,
             virials,
@@ -375,67 +416,116 @@ impl AniDescriptor {
         tangent: ArrayView2<'_, f64>,
         cell_tangents: Option<&[[[f64; 3]; 3]]>,
     ) -> Result<Array2<f64>> {
-        self.check(prepared)?;
-        let nh = &prepared.nh;
-        let n_structures = prepared.n_structures;
-        if tangent.dim() != (nh.n_atoms(), 3) {
+        if tangent.dim() != (prepared.n_atoms(), 3) {
             return Err(invalid!(
                 "the tangent must have shape ({}, 3), got {:?}",
-                nh.n_atoms(),
+                prepared.n_atoms(),
                 tangent.shape()
             ));
         }
-        if let Some(ct) = cell_tangents {
-            if ct.len() != n_structures {
+        let cells = match cell_tangents {
+            None => None,
+            Some(ct) => {
+                let mut a = Array4::<f64>::zeros((1, ct.len(), 3, 3));
+                for (b, c) in ct.iter().enumerate() {
+                    for x in 0..3 {
+                        for y in 0..3 {
+                            a[[0, b, x, y]] = c[x][y];
+                        }
+                    }
+                }
+                Some(a)
+            }
+        };
+        let out = self.jvp_many_prepared(
+            prepared,
+            tangent.insert_axis(Axis(0)),
+            cells.as_ref().map(|a| a.view()),
+        )?;
+        Ok(out.index_axis_move(Axis(0), 0))
+    }
+
+    /// Jacobian–vector products of `m` tangents at once: positions `(m, n_atoms_total, 3)` (Å)
+    /// and optionally cells `(m, n_structures, 3, 3)` (Å); returns `(m, n_atoms_total,
+    /// n_features)`. The geometric terms are shared among the `m` tangents.
+    pub fn jvp_many_prepared(
+        &self,
+        prepared: &Prepared,
+        tangents: ArrayView3<'_, f64>,
+        cell_tangents: Option<ArrayView4<'_, f64>>,
+    ) -> Result<Array3<f64>> {
+        self.check(prepared)?;
+        let nh = &prepared.nh;
+        let n_structures = prepared.n_structures;
+        let (m, n, three) = tangents.dim();
+        if (n, three) != (nh.n_atoms(), 3) || m == 0 {
+            return Err(invalid!(
+                "the tangents must have shape (m >= 1, {}, 3), got {:?}",
+                nh.n_atoms(),
+                tangents.shape()
+            ));
+        }
+        if let Some(ct) = &cell_tangents {
+            if ct.dim() != (m, n_structures, 3, 3) {
                 return Err(invalid!(
-                    "got {} cell tangents for {} structures",
-                    ct.len(),
-                    n_structures
+                    "the cell tangents must have shape ({m}, {n_structures}, 3, 3), got {:?}",
+                    ct.shape()
                 ));
             }
         }
         let structure_of = nh.structure_of_atoms();
         let nf = self.n_features();
-        let mut out = Array2::<f64>::zeros((nh.n_atoms(), nf));
+        // Atom-major while computing (each atom's m rows contiguous), member-major on return.
+        let mut out = Array3::<f64>::zeros((nh.n_atoms(), m, nf));
         let body = |(scratch, local): &mut (Scratch, Vec<[f64; 3]>),
-                    (a, row): (usize, &mut [f64])| {
+                    (a, rows): (usize, &mut [f64])| {
             local.clear();
-            let ua = [tangent[[a, 0]], tangent[[a, 1]], tangent[[a, 2]]];
             for p in nh.pairs(a) {
                 let j = nh.second[p];
-                let mut d = [
-                    tangent[[j, 0]] - ua[0],
-                    tangent[[j, 1]] - ua[1],
-                    tangent[[j, 2]] - ua[2],
-                ];
-                if let Some(ct) = cell_tangents {
-                    let c = &ct[structure_of[a]];
-                    let s = nh.shifts[p];
-                    for x in 0..3 {
-                        for y in 0..3 {
-                            d[y] += s[x] as f64 * c[x][y];
+                let s = nh.shifts[p];
+                for k in 0..m {
+                    let mut d = [
+                        tangents[[k, j, 0]] - tangents[[k, a, 0]],
+                        tangents[[k, j, 1]] - tangents[[k, a, 1]],
+                        tangents[[k, j, 2]] - tangents[[k, a, 2]],
+                    ];
+                    if let Some(ct) = &cell_tangents {
+                        let b = structure_of[a];
+                        for x in 0..3 {
+                            for y in 0..3 {
+                                d[y] += s[x] as f64 * ct[[k, b, x, y]];
+                            }
                         }
                     }
+                    local.push(d);
                 }
-                local.push(d);
             }
             self.kernel
-                .jvp(&nh.neighbours[nh.pairs(a)], local, row, scratch);
+                .jvp(&nh.neighbours[nh.pairs(a)], local, m, rows, scratch);
         };
         let init = || (Scratch::default(), Vec::<[f64; 3]>::new());
         if let Some(flat) = out.as_slice_mut() {
+            let chunk = (m * nf).max(1);
             if sequential() {
                 let mut state = init();
-                flat.chunks_mut(nf.max(1))
+                flat.chunks_mut(chunk)
                     .enumerate()
                     .for_each(|x| body(&mut state, x));
             } else {
-                flat.par_chunks_mut(nf.max(1))
+                flat.par_chunks_mut(chunk)
                     .enumerate()
                     .for_each_init(init, body);
             }
         }
-        Ok(out)
+        if m == 1 {
+            return Ok(out
+                .into_shape_with_order((1, nh.n_atoms(), nf))
+                .map_err(|e| Error::Internal(format!("reshape of the JVP output failed: {e}")))?);
+        }
+        Ok(out
+            .permuted_axes([1, 0, 2])
+            .as_standard_layout()
+            .into_owned())
     }
 
     /// Dense Jacobian `∂G[i, f] / ∂r[j, c]` of one structure, `(n_atoms, n_features, n_atoms, 3)`.
