@@ -518,9 +518,9 @@ impl AniDescriptor {
             }
         }
         if m == 1 {
-            return Ok(out
+            return out
                 .into_shape_with_order((1, nh.n_atoms(), nf))
-                .map_err(|e| Error::Internal(format!("reshape of the JVP output failed: {e}")))?);
+                .map_err(|e| Error::Internal(format!("reshape of the JVP output failed: {e}")));
         }
         Ok(out
             .permuted_axes([1, 0, 2])
