@@ -22,7 +22,7 @@ import torch
 from alal.descriptors import AniDescriptor, PackedBatch
 from alal.errors import InvalidInputError
 
-__all__ = ["AniFeatures", "ani_features"]
+__all__ = ["AniFeatures", "ani_features", "vector_jacobian"]
 
 
 def _numpy(t: torch.Tensor) -> np.ndarray:
@@ -82,6 +82,54 @@ class _VectorJacobian(torch.autograd.Function):
         out = ctx.descriptor.jvp_prepared(prepared, tangent, cell_tangents)
         like = ctx.like
         return torch.from_numpy(out).to(dtype=like.dtype, device=like.device), None, None, None
+
+
+class _ManyVectorJacobian(torch.autograd.Function):
+    """``m`` vector–Jacobian products at once: ``(∂L_k/∂positions, ∂L_k/∂cells)`` for cotangents
+    ``(m, N, F)``; linear in the cotangents, so its backward is the ``m`` Jacobian–vector
+    products."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any,
+        cotangents: torch.Tensor,
+        descriptor: AniDescriptor,
+        prepared: Any,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        ctx.descriptor = descriptor
+        ctx.prepared = prepared
+        ctx.like = cotangents
+        grad_positions, grad_cells, _ = descriptor.vjp_many_prepared(prepared, _numpy(cotangents))
+        opts = {"dtype": cotangents.dtype, "device": cotangents.device}
+        return torch.from_numpy(grad_positions).to(**opts), torch.from_numpy(grad_cells).to(**opts)
+
+    @staticmethod
+    def backward(ctx: Any, tangent_positions: torch.Tensor | None, tangent_cells: torch.Tensor | None
+                 ) -> tuple[Any, ...]:  # type: ignore[override]
+        prepared, like = ctx.prepared, ctx.like
+        m = like.shape[0]
+        if tangent_positions is None:
+            tangent = np.zeros((m, prepared.n_atoms, 3))
+        else:
+            tangent = _numpy(tangent_positions)
+        cell_tangents = None if tangent_cells is None else _numpy(tangent_cells)
+        out = ctx.descriptor.jvp_many_prepared(prepared, tangent, cell_tangents)
+        return torch.from_numpy(out).to(dtype=like.dtype, device=like.device), None, None
+
+
+def vector_jacobian(descriptor: AniDescriptor, prepared: Any, cotangents: torch.Tensor
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Differentiable vector–Jacobian products of the features of a prepared batch.
+
+    With ``cotangents[k] = ∂E_k/∂G`` ``(m, N, n_features)`` (e.g. one per committee member),
+    returns ``∂E_k/∂positions`` ``(m, N, 3)`` (eV/Å: minus the forces) and ``∂E_k/∂cells``
+    ``(m, B, 3, 3)`` (eV/Å). A loss on these back-propagates to whatever produced the cotangents
+    (network weights), through the Jacobian–vector products of the core; the geometric terms are
+    computed once for all ``m``.
+    """
+    if cotangents.ndim != 3:
+        raise InvalidInputError(f"cotangents must have shape (m, N, F), got {tuple(cotangents.shape)}")
+    return _ManyVectorJacobian.apply(cotangents, descriptor, prepared)
 
 
 def ani_features(

@@ -6,7 +6,15 @@ Every error that alal raises on purpose derives from :class:`AlalError`. Plain b
 
 from __future__ import annotations
 
-__all__ = ["AlalError", "InvalidInputError", "NumericalError", "InternalError"]
+__all__ = [
+    "AlalError",
+    "InvalidInputError",
+    "NumericalError",
+    "InternalError",
+    "PluginError",
+    "ModelFileError",
+    "LabelError",
+]
 
 
 class AlalError(Exception):
@@ -23,3 +31,16 @@ class NumericalError(AlalError, ArithmeticError):
 
 class InternalError(AlalError, RuntimeError):
     """A broken invariant inside alal (a bug): please report it with the input that caused it."""
+
+
+class PluginError(AlalError, LookupError):
+    """A plugin is not installed, is ambiguous or failed to import."""
+
+
+class ModelFileError(AlalError, ValueError):
+    """A model file is missing, corrupt, truncated, of an unknown format or version."""
+
+
+class LabelError(InvalidInputError):
+    """A structure given for training or evaluation lacks a label (energy, forces) or has a
+    non-finite one."""

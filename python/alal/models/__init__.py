@@ -1,0 +1,1 @@
+"""Built-in model plugins (``ani``) and the file format they share."""
