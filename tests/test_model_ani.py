@@ -136,6 +136,17 @@ def test_invariant_under_rotation_translation_permutation(model64):
     np.testing.assert_allclose(permuted.forces, ref.forces[perm], atol=1e-9)
 
 
+def test_mean_forces_without_member_forces(trained, data):
+    model, _ = trained
+    full = model.predict(data[:3])
+    fast = model.predict(data[:3], forces_std=False)
+    for a, b in zip(full, fast):
+        assert b.forces_std is None and np.isnan(b.max_force_std)
+        assert a.energy == b.energy and a.energy_std == b.energy_std
+        np.testing.assert_allclose(a.forces, b.forces, atol=1e-9)
+        np.testing.assert_allclose(a.stress, b.stress, atol=1e-12)
+
+
 def test_batched_prediction_equals_one_by_one(trained, data):
     model, _ = trained
     together = model.predict(data[:5], max_atoms_per_batch=70)
@@ -216,9 +227,16 @@ def test_calculator_in_ase_workflows(trained):
     e = atoms.get_potential_energy()
     assert atoms.get_potential_energy(force_consistent=True) == e
     assert atoms.get_forces().shape == (32, 3) and atoms.get_stress().shape == (6,)
+    forces = atoms.get_forces()
+    assert "forces_std" not in atoms.calc.results  # per-member forces only when asked for
+    forces_std = atoms.calc.get_property("forces_std", atoms)
     res = atoms.calc.results
-    assert res["forces_std"].shape == (32,) and res["max_force_std"] == res["forces_std"].max()
-    assert res["energy_std"] >= 0
+    assert forces_std.shape == (32,) and res["max_force_std"] == forces_std.max()
+    np.testing.assert_allclose(res["forces"], forces, atol=1e-6)
+    assert res["energy_std"] >= 0 and res["energy"] == e
+    atoms.calc = model.calculator(always_forces_std=True)
+    atoms.get_forces()
+    assert "forces_std" in atoms.calc.results
     VelocityVerlet(atoms, timestep=1.0 * 0.09822694788464063).run(3)  # 1 fs in ASE units ≈ 0.098
     BFGS(atoms, logfile=None).run(fmax=10.0, steps=2)
     cluster = Atoms("Al3", positions=[[0, 0, 0], [2.7, 0, 0], [0, 2.7, 0]])

@@ -5,6 +5,10 @@ calibrated disagreement: ``energy_std`` (eV), ``energy_std_per_atom`` (eV/atom),
 (per atom, eV/Å) and ``max_force_std`` (eV/Å), read with ``atoms.calc.results[...]`` or
 ``atoms.calc.get_property("forces_std", atoms)``. Stress is given for cells with a volume (any
 periodicity: slabs with vacuum included) and refused for a structure without a cell.
+
+The per-member forces behind ``forces_std`` cost as much again as the rest, so they are computed
+only when ``forces_std`` or ``max_force_std`` is asked for (or with ``always_forces_std=True``):
+an MD run that checks the spread every 50 steps pays for it once per 50 steps.
 """
 
 from __future__ import annotations
@@ -29,27 +33,32 @@ class CommitteeCalculator(Calculator):
         "energy_std", "energy_std_per_atom", "forces_std", "max_force_std",
     ]
 
-    def __init__(self, model: Model, *, calibrated: bool = True, **kwargs: Any) -> None:
+    def __init__(self, model: Model, *, calibrated: bool = True, always_forces_std: bool = False,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.model = model
         self.calibrated = calibrated
+        self.always_forces_std = always_forces_std
 
     def calculate(self, atoms: Atoms | None = None, properties: list[str] | None = None,
                   system_changes: list[str] = all_changes) -> None:
-        super().calculate(atoms, properties or ["energy"], system_changes)
+        properties = properties or ["energy"]
+        super().calculate(atoms, properties, system_changes)
         assert self.atoms is not None
-        if "stress" in (properties or []) and abs(self.atoms.cell.volume) < 1e-9:
+        if "stress" in properties and abs(self.atoms.cell.volume) < 1e-9:
             raise PropertyNotImplementedError("stress needs a cell with a volume")
-        p = self.model.predict([self.atoms], calibrated=self.calibrated)[0]
+        members = self.always_forces_std or bool({"forces_std", "max_force_std"} & set(properties))
+        p = self.model.predict([self.atoms], calibrated=self.calibrated, forces_std=members)[0]
         self.results = {
             "energy": p.energy,
             "free_energy": p.energy,
             "forces": p.forces,
             "energy_std": p.energy_std,
             "energy_std_per_atom": p.energy_std_per_atom,
-            "forces_std": p.forces_std,
-            "max_force_std": p.max_force_std,
             "member_energies": np.asarray(p.member_energies),
         }
+        if p.forces_std is not None:
+            self.results["forces_std"] = p.forces_std
+            self.results["max_force_std"] = p.max_force_std
         if p.stress is not None:
             self.results["stress"] = p.stress

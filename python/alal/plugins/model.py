@@ -40,9 +40,9 @@ class Prediction:
     3-D cell."""
     energy_std: float
     """Spread of the total energy over the committee, eV."""
-    forces_std: NDArray[np.float64]
+    forces_std: NDArray[np.float64] | None
     """Per atom, the root-mean over the three components of the committee variance of the force,
-    ``(n_atoms,)``, eV/Å."""
+    ``(n_atoms,)``, eV/Å; ``None`` when the prediction skipped the per-member forces."""
     member_energies: NDArray[np.float64]
     """Total energy of each member ``(n_members,)``, eV."""
 
@@ -57,7 +57,9 @@ class Prediction:
 
     @property
     def max_force_std(self) -> float:
-        """Largest per-atom force spread, eV/Å (0 for an empty structure)."""
+        """Largest per-atom force spread, eV/Å (0 for an empty structure, NaN when not computed)."""
+        if self.forces_std is None:
+            return float("nan")
         return float(self.forces_std.max()) if self.n_atoms else 0.0
 
 
@@ -121,7 +123,10 @@ class Calibration:
         e_err = np.array([p.energy - lab.energy for p, lab in zip(predictions, labels)])
         e_std = np.array([max(p.energy_std, tiny) for p in predictions])
         f_err = np.concatenate([(p.forces - lab.forces).ravel() for p, lab in zip(predictions, labels)])
-        f_std = np.concatenate([np.repeat(np.maximum(p.forces_std, tiny), 3) for p in predictions])
+        if any(p.forces_std is None for p in predictions):
+            raise InvalidInputError("calibration needs predictions with forces_std")
+        f_std = np.concatenate([np.repeat(np.maximum(p.forces_std, tiny), 3)
+                                for p in predictions if p.forces_std is not None])
         energy_scale = float(np.sqrt(np.mean((e_err / e_std) ** 2)))
         force_scale = float(np.sqrt(np.mean((f_err / f_std) ** 2))) if f_err.size else 1.0
         return cls(energy_scale, force_scale, len(predictions), int(f_err.size // 3))
@@ -179,8 +184,10 @@ class Model(abc.ABC):
         from every member). ``warm_start``: a trained model of the same kind to fine-tune."""
 
     @abc.abstractmethod
-    def predict(self, structures: Sequence[Atoms], *, calibrated: bool = True) -> list[Prediction]:
-        """Committee mean and spread for each structure."""
+    def predict(self, structures: Sequence[Atoms], *, calibrated: bool = True,
+                forces_std: bool = True) -> list[Prediction]:
+        """Committee mean and spread for each structure; ``forces_std=False`` may skip the
+        per-member forces (then ``Prediction.forces_std`` is ``None``)."""
 
     @abc.abstractmethod
     def save(self, path: str | os.PathLike[str]) -> None:

@@ -82,14 +82,21 @@ class Committee(torch.nn.Module):
         return atomic.new_zeros((self.n_members, batch.n_structures)).index_add(1, batch.structure, atomic)
 
     def energies_and_gradients(self, batch: TorchBatch, descriptor: AniDescriptor, *,
-                               create_graph: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                               create_graph: bool, members: bool = True
+                               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(E (K, B), ∂E/∂positions (K, N, 3), ∂E/∂cells (K, B, 3, 3))``, all float64; with
-        ``create_graph`` the gradients are differentiable w.r.t. the weights (force training)."""
+        ``create_graph`` the gradients are differentiable w.r.t. the weights (force training).
+
+        ``members=False``: only the gradients of the committee-mean energy, ``(1, N, 3)`` and
+        ``(1, B, 3, 3)``, with one vector–Jacobian product instead of K (MD steps that do not
+        check the force spread)."""
         k = self.n_members
         with torch.enable_grad():
             feats = batch.features.expand(k, -1, -1).requires_grad_(True)
             energies = self.member_energies(batch, feats)
             (cot,) = torch.autograd.grad(energies.sum(), feats, create_graph=create_graph)
+            if not members:
+                cot = cot.mean(0, keepdim=True)
             if create_graph:
                 grad_pos, grad_cells = vector_jacobian(descriptor, batch.prepared, cot)
             else:

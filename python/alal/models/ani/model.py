@@ -147,9 +147,12 @@ class AniModel(Model):
 
     # -- prediction ---------------------------------------------------------------------------
     def predict(self, structures: Sequence[Atoms] | Atoms, *, calibrated: bool = True,
-                max_atoms_per_batch: int = 4096) -> list[Prediction]:
+                forces_std: bool = True, max_atoms_per_batch: int = 4096) -> list[Prediction]:
         """Committee mean and spread of energy (eV), forces (eV/Å) and stress (eV/Å³) for each
-        structure; structures are evaluated in batches of up to ``max_atoms_per_batch`` atoms."""
+        structure; structures are evaluated in batches of up to ``max_atoms_per_batch`` atoms.
+
+        ``forces_std=False`` skips the per-member forces (``Prediction.forces_std`` is then
+        ``None``): one vector–Jacobian product instead of ``n_members``, about twice as fast."""
         if isinstance(structures, Atoms):
             structures = [structures]
         out: list[Prediction] = []
@@ -158,7 +161,7 @@ class AniModel(Model):
             batch = TorchBatch.build(self.descriptor, self.descriptor.pack(chunk))
             with torch.no_grad():
                 energies, grad_pos, grad_cells = self.committee.energies_and_gradients(
-                    batch, self.descriptor, create_graph=False)
+                    batch, self.descriptor, create_graph=False, members=forces_std)
                 stress = Committee.stress(batch, grad_pos, grad_cells)
             e = energies.detach().numpy()
             forces = -grad_pos.detach().numpy()
@@ -173,7 +176,8 @@ class AniModel(Model):
                     forces=f.mean(axis=0),
                     stress=None if not np.isfinite(s).all() else s.mean(axis=0)[VOIGT],
                     energy_std=float(e[:, b].std()) * cal.energy_scale,
-                    forces_std=np.sqrt(f.var(axis=0).mean(axis=1)) * cal.force_scale,
+                    forces_std=(np.sqrt(f.var(axis=0).mean(axis=1)) * cal.force_scale
+                                if forces_std else None),
                     member_energies=e[:, b].copy(),
                 ))
         return out
