@@ -69,6 +69,48 @@ pub(crate) struct Scratch {
     v: Vec<f64>,
 }
 
+/// `u[q] = Σ_z table[z·width + q] · a[z]` and `v[q] = Σ_z table[z·width + q] · da[z]`, in blocks
+/// of `L` columns held in registers across the sum over `z` (the same operations, in the same
+/// order, as the plain loop over `z` then `q`).
+#[inline(always)]
+fn contract_sections(
+    table: &[f64],
+    width: usize,
+    a: &[f64],
+    da: &[f64],
+    u: &mut [f64],
+    v: &mut [f64],
+) {
+    const L: usize = 8;
+    let n_z = a.len();
+    let full = width - width % L;
+    let mut q = 0;
+    while q < full {
+        let (mut ub, mut vb) = ([0.0f64; L], [0.0f64; L]);
+        for z in 0..n_z {
+            let row: &[f64; L] = table[z * width + q..][..L].try_into().unwrap();
+            let (az, daz) = (a[z], da[z]);
+            for l in 0..L {
+                ub[l] += row[l] * az;
+                vb[l] += row[l] * daz;
+            }
+        }
+        u[q..q + L].copy_from_slice(&ub);
+        v[q..q + L].copy_from_slice(&vb);
+        q += L;
+    }
+    for q in full..width {
+        let (mut uq, mut vq) = (0.0, 0.0);
+        for z in 0..n_z {
+            let g = table[z * width + q];
+            uq += g * a[z];
+            vq += g * da[z];
+        }
+        u[q] = uq;
+        v[q] = vq;
+    }
+}
+
 /// Precomputed constants of a parameter set.
 #[derive(Debug, Clone)]
 pub(crate) struct Kernel {
@@ -415,7 +457,7 @@ impl Kernel {
         let [a, da, rad, drad, ln_base] = &mut bufs;
         let (a, da, ln_base) = (&mut a[..n_z], &mut da[..n_z], &mut ln_base[..n_z]);
         let (rad, drad) = (&mut rad[..n_a], &mut drad[..n_a]);
-        let mut sums = vec![[0.0f64; 3]; m];
+        let (mut s0, mut s1, mut sc) = (vec![0.0f64; m], vec![0.0f64; m], vec![0.0f64; m]);
         for (i1, nb1) in angular.iter().enumerate() {
             for nb2 in &angular[i1 + 1..] {
                 let sp = self.p.species_pair_index(nb1.species, nb2.species);
@@ -423,31 +465,23 @@ impl Kernel {
                 let t = triple(nb1, nb2);
                 self.angle_terms(t.cos, a, Some(da), ln_base);
                 self.mean_distance_terms(0.5 * (nb1.r + nb2.r), rad, Some(drad));
-                u.fill(0.0);
-                v.fill(0.0);
-                for z in 0..n_z {
-                    let row = &table[z * width..][..width];
-                    let (az, daz) = (a[z], da[z]);
-                    for ((uq, vq), &g) in u.iter_mut().zip(v.iter_mut()).zip(row) {
-                        *uq += g * az;
-                        *vq += g * daz;
-                    }
-                }
+                contract_sections(table, width, a, da, u, v);
                 // s0_k = Σ_a u rad, s1_k = Σ_a u ∂rad, sc_k = Σ_a v rad.
-                for s in sums.iter_mut() {
-                    *s = [0.0; 3];
-                }
+                s0.fill(0.0);
+                s1.fill(0.0);
+                sc.fill(0.0);
                 for ia in 0..n_a {
                     let (ur, vr) = (&u[ia * m..][..m], &v[ia * m..][..m]);
                     let (ra, dra) = (rad[ia], drad[ia]);
                     for k in 0..m {
-                        sums[k][0] += ur[k] * ra;
-                        sums[k][1] += ur[k] * dra;
-                        sums[k][2] += vr[k] * ra;
+                        s0[k] += ur[k] * ra;
+                        s1[k] += ur[k] * dra;
+                        sc[k] += vr[k] * ra;
                     }
                 }
                 let f = nb1.fc * nb2.fc;
-                for (k, &[s0, s1, sc]) in sums.iter().enumerate() {
+                for k in 0..m {
+                    let (s0, s1, sc) = (s0[k], s1[k], sc[k]);
                     let t_r1 = 2.0 * (0.5 * s1 * f + s0 * nb1.dfc * nb2.fc);
                     let t_r2 = 2.0 * (0.5 * s1 * f + s0 * nb1.fc * nb2.dfc);
                     let t_c = 2.0 * f * sc;
