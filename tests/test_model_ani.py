@@ -348,3 +348,10 @@ def test_force_loss_gradient_reaches_the_weights(model64, data):
             down = loss().item()
             weight[idx] += h
         assert grad[idx].item() == pytest.approx((up - down) / (2 * h), rel=1e-5, abs=1e-8)
+
+
+def test_conformance_checks_for_plugins(data, tmp_path):
+    from alal.testing.models import check_model
+
+    report = check_model(lambda: AniModel(**SMALL, max_epochs=2), data[:5], tmp_path)
+    assert report.n_valid == 1
