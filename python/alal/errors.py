@@ -14,6 +14,10 @@ __all__ = [
     "PluginError",
     "ModelFileError",
     "LabelError",
+    "UnphysicalStructureError",
+    "OracleError",
+    "OracleSetupError",
+    "CalculationError",
 ]
 
 
@@ -44,3 +48,22 @@ class ModelFileError(AlalError, ValueError):
 class LabelError(InvalidInputError):
     """A structure given for training or evaluation lacks a label (energy, forces) or has a
     non-finite one."""
+
+
+class UnphysicalStructureError(InvalidInputError):
+    """A structure refused before it reaches an oracle or a model: atoms closer than the minimum
+    distance, non-finite coordinates, a periodic cell without volume."""
+
+
+class OracleError(AlalError):
+    """Root of oracle failures."""
+
+
+class OracleSetupError(OracleError):
+    """The oracle is misconfigured (missing code, pseudopotentials, bad settings): no structure can
+    be labelled, so an active-learning run stops at once."""
+
+
+class CalculationError(OracleError):
+    """One calculation failed (SCF not converged, a crash on this structure): the run records the
+    failure for this structure, may retry it with a safer recipe, and goes on."""

@@ -9,12 +9,17 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from alal.errors import ModelFileError
+from alal.errors import ModelFileError, PluginError
 from alal.plugins.model import Calibration, FitReport, Labels, Model, Prediction, labels_of
+from alal.plugins.oracle import AseCalculatorOracle, Label, Oracle
 from alal.plugins.registry import GROUPS, available, load_plugin
 
 __all__ = [
     "GROUPS",
+    "AseCalculatorOracle",
+    "Label",
+    "Oracle",
+    "oracle_class",
     "Calibration",
     "FitReport",
     "Labels",
@@ -32,7 +37,15 @@ def model_class(name: str) -> type[Model]:
     """The model plugin registered as ``name`` (e.g. ``"ani"``)."""
     cls = load_plugin("models", name)
     if not (isinstance(cls, type) and issubclass(cls, Model)):
-        raise ModelFileError(f"the model plugin {name!r} does not derive from alal.plugins.Model")
+        raise PluginError(f"the model plugin {name!r} does not derive from alal.plugins.Model")
+    return cls
+
+
+def oracle_class(name: str) -> type[Oracle]:
+    """The oracle plugin registered as ``name`` (e.g. ``"emt"``)."""
+    cls = load_plugin("oracles", name)
+    if not (isinstance(cls, type) and issubclass(cls, Oracle)):
+        raise PluginError(f"the oracle plugin {name!r} does not derive from alal.plugins.Oracle")
     return cls
 
 
