@@ -195,9 +195,10 @@ class Model(abc.ABC):
 
     @classmethod
     @abc.abstractmethod
-    def load(cls, path: str | os.PathLike[str]) -> Model:
+    def load(cls, path: str | os.PathLike[str], *, n_threads: int | None = None) -> Model:
         """Read a model written by :meth:`save`; a corrupt or unknown file raises
-        :class:`~alal.errors.ModelFileError`."""
+        :class:`~alal.errors.ModelFileError`. ``n_threads``: threads for its computations
+        (``None``: all cores)."""
 
     def calibrate(self, structures: Sequence[Atoms]) -> Calibration:
         """Fit and store the :class:`Calibration` on labelled structures the members never saw."""
