@@ -158,3 +158,16 @@ def test_kill_minus_9_then_resume_loses_nothing(tmp_path):
     # Every label was computed once, except calls in flight at the kill (one worker: at most one).
     assert len(lines) - len(set(lines)) <= 1
     assert len(set(lines)) == counts["labelled"]
+
+
+def test_dask_executor_runs_the_same_loop(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, protocol="tcp://",
+                                  dashboard_address=None) as cluster:
+        address = cluster.scheduler_address.replace("tcp://", "dask://")
+        text = TINY.replace("workers = 1", f'workers = 1\nexecutor = "{address}"').replace(
+            "max_generations = 2", "max_generations = 1")
+        config = _write(tmp_path, text)
+        assert cli(["run", str(config), "--no-progress"]) == 0
+    store = Store.open(tmp_path / "runs" / "tiny")
+    assert store.counts()["labelled"] >= 5
