@@ -1026,7 +1026,14 @@ def write_report(res: dict[str, Any], path: Path) -> None:
                          f"{r['peak_gib'] - r['baseline_gib']:.2f} | {r['output_gib']:.2f} | {r['wall_s']:.2f} |")
         L.append("")
     L.append("Raw numbers (all samples, CPU times, check details, skip reasons): `benches/results.json`.")
-    path.write_text("\n".join(L) + "\n")
+    text = "\n".join(L) + "\n"
+    # keep the section that bench_model.py writes between its markers, at the end
+    begin, end = "<!-- bench_model:begin -->", "<!-- bench_model:end -->"
+    old = path.read_text() if path.exists() else ""
+    i, j = old.find(begin), old.find(end)
+    if 0 <= i < j:
+        text += "\n" + old[i:j + len(end)] + "\n"
+    path.write_text(text)
 
 
 # ----------------------------------------------------------------------------------------------
