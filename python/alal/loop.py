@@ -171,6 +171,14 @@ class Run:
             bar.close()
         return outcome
 
+    def _queue_new(self, ids: list[str]) -> list[str]:
+        """Queue the structures not seen before (a duplicate of a queued or labelled one keeps its
+        state and is not labelled twice)."""
+        new = list(dict.fromkeys(i for i in ids if self.store.get(i).info["state"] == "candidate"))
+        if new:
+            self.store.queue(new)
+        return new
+
     def _finish_unfinished(self, pool: cf.Executor) -> Counter[str]:
         """Oracle calls interrupted by a kill, and selected candidates not yet queued."""
         ids = list(self.store.requeue_unfinished())
@@ -190,7 +198,7 @@ class Run:
         ids = self.store.add_candidates(starts, generation=0, uncertainties=None,
                                         provenance=[{"builder": a.info.get("builder"), "protocol": "initial"}
                                                     for a in starts])
-        self.store.queue(ids)
+        ids = self._queue_new(ids)
         counts = self._label(pool, [(i, self.store.get(i)) for i in ids], "initial labels")
         self._append_log({"generation": 0, "initial": True, "labels": dict(counts),
                           "n_labelled": len(self.store.labelled())})
@@ -324,7 +332,7 @@ class Run:
                                                                      "force_std_max")} for c in chosen],
                         provenance=[{"builder": c.info.get("builder"), "protocol": c.info.get("protocol")}
                                     for c in chosen])
-                    self.store.queue(ids)
+                    ids = self._queue_new(ids)
                     t2 = time.perf_counter()
                     counts = self._label(pool, [(i, self.store.get(i)) for i in ids], f"gen {generation}: labels")
                     entry["seconds"]["label"] = time.perf_counter() - t2
