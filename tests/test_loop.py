@@ -171,3 +171,67 @@ def test_dask_executor_runs_the_same_loop(tmp_path):
         assert cli(["run", str(config), "--no-progress"]) == 0
     store = Store.open(tmp_path / "runs" / "tiny")
     assert store.counts()["labelled"] >= 5
+
+
+FAILING_ORACLES = """
+from ase.calculators.emt import EMT
+from alal.errors import CalculationError, OracleSetupError
+from alal.plugins import AseCalculatorOracle
+
+
+class Flaky(AseCalculatorOracle):
+    name = "flaky"
+
+    def __init__(self, *, min_distance: float = 1.5) -> None:
+        super().__init__(make_calculator=EMT, min_distance=min_distance)
+
+    def calculate(self, atoms):
+        if len(atoms) % 2:
+            raise CalculationError("SCF did not converge in 100 iterations")
+        return super().calculate(atoms)
+
+
+class Misconfigured(Flaky):
+    name = "misconfigured"
+
+    def calculate(self, atoms):
+        raise OracleSetupError("pseudopotential Al.pbe.UPF not found in $ESPRESSO_PSEUDO")
+"""
+
+
+@pytest.fixture
+def failing_oracles(tmp_path, monkeypatch):
+    from alal.plugins import registry
+
+    plugin = tmp_path / "plugin"
+    info = plugin / "alal_failing-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: alal-failing\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(
+        "[alal.oracles]\nflaky = alal_failing:Flaky\nmisconfigured = alal_failing:Misconfigured\n")
+    (plugin / "alal_failing.py").write_text(FAILING_ORACLES)
+    monkeypatch.syspath_prepend(str(plugin))  # spawned workers inherit sys.path
+    registry._entry_points.cache_clear()
+    registry.load_plugin.cache_clear()
+    yield
+    registry._entry_points.cache_clear()
+    registry.load_plugin.cache_clear()
+
+
+def test_failed_calculations_are_recorded_and_the_run_goes_on(tmp_path, failing_oracles):
+    text = TINY.replace('[oracle]\nname = "emt"', '[oracle]\nname = "flaky"').replace(
+        "kinds = { fcc = 1.0, random = 1.0 }", "kinds = { random = 1.0 }").replace(
+        "max_generations = 2", "max_generations = 1").replace("initial_structures = 5", "initial_structures = 8")
+    assert cli(["run", str(_write(tmp_path, text)), "--no-progress"]) == 0
+    store = Store.open(tmp_path / "runs" / "tiny")
+    failed = store.structures(state="failed")
+    assert failed and all(len(a) % 2 for a in failed)
+    assert all("SCF did not converge" in str(a.info.get("failure_reason", a.info)) for a in failed)
+    assert store.counts()["labelled"] >= 1
+
+
+def test_a_misconfigured_oracle_stops_the_run_with_its_message(tmp_path, failing_oracles, capsys):
+    text = TINY.replace('[oracle]\nname = "emt"', '[oracle]\nname = "misconfigured"')
+    assert cli(["run", str(_write(tmp_path, text)), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot run" in err and "Al.pbe.UPF" in err
