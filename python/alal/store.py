@@ -8,23 +8,9 @@ States: ``candidate → queued → labelled | failed``. A failed row keeps its f
 (:data:`FAILURE_KINDS`) and reason; ``queue(ids, retry_failed=True)`` sends it back to the oracle.
 Imported seed data is ``labelled`` with source ``"import"``. A labelled row never changes again.
 
-**Structure id.** Each row is keyed by a content hash (:func:`structure_id`), kept in ASE's
-``unique_id`` column (UNIQUE, indexed). It is the first 16 hex digits of a SHA-256 over
-atomic numbers, positions, cell and pbc, built so that equal structures get equal ids:
-
-- positions are first wrapped into the cell along periodic directions (ASE's ``wrap_positions``,
-  which keeps fractional coordinates in ``[-1e-7, 1 - 1e-7)``: an atom on a cell face, the common
-  case in crystals, stays at 0 whatever float noise puts it at ``-1e-17`` or ``1 - 1e-16``); a copy
-  translated by a lattice vector therefore collides. Non-periodic directions are kept as they are;
-- coordinates (Å) are rounded to integers of 1e-8 Å (what extended XYZ files keep), then, in integer
-  arithmetic, to 1e-6 Å. The first step makes the id survive an export to extxyz and a re-import:
-  stored positions are the wrapped ones, the file rounds them to 1e-8 Å, and re-rounding those to
-  1e-8 Å gives the same integers, so no coordinate can fall on the other side of a 1e-6 Å boundary;
-- atoms are sorted by (Z, x, y, z) before hashing, so a permuted copy collides too;
-- the cell is rounded the same way; pbc is hashed as three bytes. A different but equivalent cell
-  choice (a supercell, another basis) is a different structure.
-A rattled copy (any displacement ≳ 1e-6 Å) is a new structure. Adding a structure already present,
-in any state, returns its id and changes nothing.
+**Structure id.** Each row is keyed by a content hash (:func:`alal.structure_id.structure_id`),
+kept in ASE's ``unique_id`` column (UNIQUE, indexed); see that module for what makes two structures
+equal.
 
 **Concurrency and durability.** Each call is one database transaction. Writers are serialised by
 the database itself: SQLite's ``BEGIN IMMEDIATE`` (its locks die with the process), PostgreSQL's
@@ -41,7 +27,6 @@ errors and anything the store writes; better, leave it out of the URL and set ``
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -59,11 +44,11 @@ from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.db.core import now
 from ase.db.row import AtomsRow
-from ase.geometry import complete_cell, wrap_positions
 
 from alal.errors import AlalError, InvalidInputError
 from alal.plugins.model import labels_of
 from alal.plugins.oracle import Label
+from alal.structure_id import canonical, content_hash, structure_id
 
 __all__ = ["FAILURE_KINDS", "STATES", "StateError", "Store", "StoreError", "UnknownStructureError",
            "mask_url", "structure_id"]
@@ -114,54 +99,6 @@ def _secrets_of(url: str) -> list[str]:
     found += [v for k, v in parse_qsl(parts.query, keep_blank_values=True) if k.lower() == "password"]
     found = [s for s in found if s]
     return sorted({*found, *(unquote(s) for s in found)}, key=len, reverse=True)
-
-
-# ----------------------------------------------------------------------------------- structure id
-
-def _quantise(values: np.ndarray) -> np.ndarray:
-    """Å → integers of 1e-6 Å, through integers of 1e-8 Å (see the module docstring)."""
-    fine = np.rint(np.asarray(values, dtype=np.float64) * 1e8).astype(np.int64)
-    return np.floor_divide(fine + 50, 100)
-
-
-def _canonical(atoms: Atoms, where: str) -> Atoms:
-    """A bare copy of ``atoms`` (numbers, positions wrapped along periodic directions, cell, pbc),
-    after checking that it can be stored."""
-    if not isinstance(atoms, Atoms):
-        raise InvalidInputError(f"{where} is a {type(atoms).__name__}, not an ase.Atoms")
-    positions = np.array(atoms.positions, dtype=np.float64)
-    cell = np.array(atoms.cell[:], dtype=np.float64)
-    pbc = np.array(atoms.pbc, dtype=bool)
-    if not (np.isfinite(positions).all() and np.isfinite(cell).all()):
-        raise InvalidInputError(f"{where} has non-finite positions or cell")
-    if max(np.abs(positions).max(initial=0.0), np.abs(cell).max()) > 1e9:
-        raise InvalidInputError(f"{where} has coordinates beyond 1e9 Å")
-    if pbc.any():
-        if not np.linalg.norm(cell[pbc], axis=1).all():
-            raise InvalidInputError(f"{where} is periodic along a direction without a cell vector")
-        if abs(np.linalg.det(complete_cell(cell))) < 1e-12:
-            raise InvalidInputError(f"{where} has a singular cell")
-        positions = wrap_positions(positions, cell, pbc)
-    return Atoms(numbers=np.array(atoms.numbers), positions=positions, cell=cell, pbc=pbc)
-
-
-def structure_id(atoms: Atoms) -> str:
-    """The content hash of a structure (16 hex digits): equal for copies that differ by lattice
-    translations, atom order or below 1e-6 Å; see the module docstring."""
-    return _hash(_canonical(atoms, "structure"))
-
-
-def _hash(atoms: Atoms) -> str:
-    numbers = np.asarray(atoms.numbers, dtype=np.int64)
-    q = _quantise(atoms.positions)
-    order = np.lexsort((q[:, 2], q[:, 1], q[:, 0], numbers)) if len(numbers) else np.arange(0)
-    h = hashlib.sha256(b"alal.structure.v1")
-    h.update(np.asarray(atoms.pbc, dtype="u1").tobytes())
-    h.update(_quantise(atoms.cell[:]).astype("<i8").tobytes())
-    h.update(np.int64(len(numbers)).astype("<i8").tobytes())
-    h.update(numbers[order].astype("<i8").tobytes())
-    h.update(q[order].astype("<i8").tobytes())
-    return h.hexdigest()[:16]
 
 
 # ----------------------------------------------------------------------------------- helpers
@@ -372,8 +309,8 @@ class Store:
             for key, value in unc.items():
                 if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool)):
                     raise InvalidInputError(f"uncertainties[{k}][{key!r}] is not a number: {value!r}")
-        canon = [_canonical(a, f"candidate {k}") for k, a in enumerate(structures)]
-        items = [(a, _hash(a), unc, prov) for a, unc, prov in zip(canon, uncs, provs)]
+        canon = [canonical(a, f"candidate {k}") for k, a in enumerate(structures)]
+        items = [(a, content_hash(a), unc, prov) for a, unc, prov in zip(canon, uncs, provs)]
         for chunk in _chunks(items):
             with self._transaction(write=True) as db:
                 for atoms, sid, unc, prov in chunk:
@@ -485,11 +422,11 @@ class Store:
             prov = {"dataset": source}
         items = []
         for k, atoms in enumerate(images):
-            canon = _canonical(atoms, where.format(k))
+            canon = canonical(atoms, where.format(k))
             labels = labels_of(atoms, where.format(k))
             canon.calc = SinglePointCalculator(canon, energy=labels.energy, forces=labels.forces,
                                                stress=labels.stress)
-            items.append((canon, _hash(canon)))
+            items.append((canon, content_hash(canon)))
         label = {"oracle": None, "settings_hash": None, "seconds": None, "info": {},
                  "versions": _versions(), "time": time.time()}
         new = 0
