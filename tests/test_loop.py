@@ -235,3 +235,18 @@ def test_a_misconfigured_oracle_stops_the_run_with_its_message(tmp_path, failing
     assert cli(["run", str(_write(tmp_path, text)), "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "cannot run" in err and "Al.pbe.UPF" in err
+
+
+def test_seed_data_is_imported_instead_of_random_cells(tmp_path):
+    from ase.io import write
+
+    from alal.testing.emt import emt_aluminium
+
+    write(tmp_path / "seed.extxyz", emt_aluminium(6, seed=4, sizes=(8, 16)))
+    text = TINY.replace("max_generations = 2", 'max_generations = 1\nseed_data = ["seed.extxyz"]')
+    assert cli(["run", str(_write(tmp_path, text)), "--no-progress"]) == 0
+    store = Store.open(tmp_path / "runs" / "tiny")
+    labelled = store.labelled()
+    assert sum(a.info["source"] == "import" for a in labelled) == 6
+    history = [json.loads(s) for s in (tmp_path / "runs" / "tiny" / "log.jsonl").read_text().splitlines()]
+    assert history[0].get("imported") and history[0]["n_labelled"] == 6

@@ -92,7 +92,14 @@ class LoopConfig:
     batch_size: int = 12
     """Labels per generation (at most)."""
     oracle_budget: int = 400
-    """Labels in the whole run (count)."""
+    """Oracle calls in the whole run (labels and failures; imported seed data does not count)."""
+    oracle_budget_hours: float = 0.0
+    """Oracle CPU time of the whole run, hours (wall time of each call × the threads a worker
+    has); 0: no limit."""
+    seed_data: tuple[str, ...] = ()
+    """Labelled files (extxyz, ASE db, anything ASE reads) imported when the run starts with an
+    empty data set; relative paths are relative to the config file. Without them the run labels
+    ``initial_structures`` random starting cells."""
     validation_fraction: float = 0.1
     """Share of the labelled data held out from training (by content hash, stable over the run)."""
     target_force_rmse: float = 0.05
@@ -230,6 +237,7 @@ def _check_values(cfg: Config) -> None:
     if not 0 < lp.completion_fraction <= 1:
         raise ConfigError(f"loop.completion_fraction: must be in (0, 1], got {lp.completion_fraction}")
     positive("loop.target_force_rmse", lp.target_force_rmse)
+    positive("loop.oracle_budget_hours", lp.oracle_budget_hours, allow_zero=True)
     positive("selection.cost_exponent", s.cost_exponent, allow_zero=True)
     positive("selection.diversity", s.diversity, allow_zero=True)
 

@@ -22,6 +22,11 @@ __all__ = ["make_executor", "worker_threads"]
 _THREADS_ENV = "ALAL_WORKER_THREADS"
 
 
+def threads_per_worker(workers: int) -> int:
+    """Threads each of ``workers`` local processes gets (the cores shared out, at least 1)."""
+    return max(1, (os.cpu_count() or 1) // max(workers, 1))
+
+
 def worker_threads() -> int | None:
     """Threads a task may use inside a worker (None outside workers: all cores)."""
     value = os.environ.get(_THREADS_ENV)
@@ -64,7 +69,7 @@ def make_executor(spec: str, workers: int) -> Iterator[cf.Executor]:
     """An executor for ``spec``: ``"local"`` (``workers`` processes) or ``"dask://host:port"``
     (``"tcp://..."`` works too) for a running Dask scheduler."""
     if spec == "local":
-        threads = max(1, (os.cpu_count() or 1) // max(workers, 1))
+        threads = threads_per_worker(workers)
         ctx = multiprocessing.get_context("spawn")
         with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
                                     initargs=(threads,)) as pool:

@@ -98,8 +98,10 @@ class Run:
     """One active-learning run in its directory (``config.toml``, ``data.db``, ``models/``,
     ``log.jsonl``, ``report/``)."""
 
-    def __init__(self, config: Config, directory: str | Path, *, progress: bool = True) -> None:
+    def __init__(self, config: Config, directory: str | Path, *, progress: bool = True,
+                 config_path: str | Path | None = None) -> None:
         self.config = config
+        self.config_path = config_path
         self.directory = Path(directory)
         self.progress = progress
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -142,8 +144,24 @@ class Run:
         return int.from_bytes(hashlib.sha256(blob).digest()[:4], "little")
 
     def _oracle_calls(self) -> int:
+        """Oracle calls so far (labels and failures; imported seed data excluded)."""
         counts = self.store.counts()
-        return counts.get("labelled", 0) + counts.get("failed", 0)
+        imported = sum(1 for a in self.store.labelled() if a.info.get("source") == "import")
+        return counts.get("labelled", 0) + counts.get("failed", 0) - imported
+
+    def _oracle_hours(self) -> float:
+        """Oracle CPU time so far, hours."""
+        from alal.executor import threads_per_worker
+
+        seconds = sum(float(a.info.get("seconds") or 0.0) for a in self.store.labelled())
+        return seconds * threads_per_worker(self.config.run.workers) / 3600.0
+
+    def _budget_left(self) -> int:
+        """Oracle calls still allowed (0 when the count or the CPU-time budget is spent)."""
+        loop = self.config.loop
+        if loop.oracle_budget_hours > 0 and self._oracle_hours() >= loop.oracle_budget_hours:
+            return 0
+        return max(loop.oracle_budget - self._oracle_calls(), 0)
 
     def _label(self, pool: cf.Executor, items: list[tuple[str, Atoms]], what: str) -> Counter[str]:
         """Label ``(id, atoms)`` in parallel, committing each result as it arrives."""
@@ -191,6 +209,13 @@ class Run:
             return Counter()
         log.info("resuming: %d unfinished oracle call(s) re-queued", len(ids))
         return self._label(pool, [(i, self.store.get(i)) for i in ids], "resuming labels")
+
+    def _import_seed_data(self) -> None:
+        base = Path(self.config_path).parent if self.config_path else Path.cwd()
+        for name in self.config.loop.seed_data:
+            path = Path(name) if Path(name).is_absolute() else base / name
+            ids = self.store.import_structures(path, source=path.name)
+            log.info("imported %d labelled structures from %s", len(ids), path)
 
     def _initial_data(self, pool: cf.Executor) -> None:
         cfg = self.config
@@ -282,6 +307,8 @@ class Run:
         with make_executor(cfg.run.executor, cfg.run.workers) as pool:
             self._finish_unfinished(pool)
             if not history:
+                if not self.store.labelled() and cfg.loop.seed_data:
+                    self._import_seed_data()
                 if not self.store.labelled():
                     self._initial_data(pool)
                 else:
@@ -297,7 +324,7 @@ class Run:
                                          "fit": {k: v for k, v in fit.items() if k != "history"},
                                          "seconds": {"train": time.perf_counter() - t0}}
                 last = entry
-                remaining = cfg.loop.oracle_budget - self._oracle_calls()
+                remaining = self._budget_left()
                 if generation == cfg.loop.max_generations or remaining <= 0:
                     stop_reason = "max_generations" if remaining > 0 else "oracle_budget"
                     entry["stop"] = stop_reason

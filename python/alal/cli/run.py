@@ -23,20 +23,23 @@ def main(args: argparse.Namespace) -> int:
     from alal.config import ConfigError, load_config
     from alal.loop import Run, resolve_run
 
+    config_path = None
     if args.example:
         from alal.examples import example_path
 
-        cfg = load_config(example_path(args.example))
+        config_path = example_path(args.example)
+        cfg = load_config(config_path)
         directory = Path(args.directory or Path("runs") / args.example)
     elif args.target:
         cfg, directory = resolve_run(args.target)
+        config_path = Path(args.target) if Path(args.target).is_file() else None
         if args.directory:
             directory = Path(args.directory)
     else:
         raise ConfigError("give a config file, a run directory or --example NAME")
     cfg = dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, directory=str(directory)))
     print(f"alal run: {directory} (oracle {cfg.oracle.name}, model {cfg.model.name}, engine {cfg.engine.name})")
-    summary = Run(cfg, directory, progress=not args.no_progress).execute()
+    summary = Run(cfg, directory, progress=not args.no_progress, config_path=config_path).execute()
     rmse = "n/a" if summary.valid_force_rmse is None else f"{summary.valid_force_rmse:.4f} eV/Å"
     print(f"stopped: {summary.stop_reason} after {summary.generations} generation(s); "
           f"{summary.labelled} labelled, {summary.failed} failed; validation force RMSE {rmse}")
