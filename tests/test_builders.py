@@ -289,3 +289,26 @@ def test_emt_refuses_bad_input(kwargs: dict, word: str) -> None:
     kwargs = {"n_structures": 1, "seed": 0, **kwargs}
     with pytest.raises(InvalidInputError, match=word):
         emt_aluminium(**kwargs)
+
+
+def test_interstitials_add_atoms_in_holes():
+    from alal.builders import interstitials
+
+    base = crystal("Al", "fcc", n_atoms=32)
+    out = interstitials(base, 2, rng=np.random.default_rng(0))
+    assert len(out) == 34 and len(base) == 32
+    assert min_distance(out) > 1.5  # in a hole, not on top of an atom
+    assert out.get_chemical_symbols()[-1] == "Al"
+    with pytest.raises(InvalidInputError, match="symbol"):
+        interstitials(base, 1, symbol="Xx", rng=np.random.default_rng(0))
+
+
+def test_every_start_kind_builds():
+    from alal.config import BuilderConfig
+    from alal.starts import draw_start
+
+    rng = np.random.default_rng(1)
+    for kind in ("fcc", "bcc", "hcp", "sc", "diamond", "vacancy", "interstitial", "slab", "random"):
+        atoms = draw_start(BuilderConfig(sizes=(16, 40), kinds={kind: 1.0}), ("Al",), rng)
+        assert atoms.info["builder"] == kind and 8 <= len(atoms) <= 64
+        assert min_distance(atoms) > 1.5

@@ -27,7 +27,7 @@ from numpy.typing import ArrayLike
 from alal.errors import InvalidInputError
 from alal.neighbors import neighbor_list
 
-__all__ = ["crystal", "min_distance", "random_box", "slab", "vacancies"]
+__all__ = ["crystal", "interstitials", "min_distance", "random_box", "slab", "vacancies"]
 
 Strain = Union[float, ArrayLike, None]
 
@@ -234,6 +234,33 @@ def vacancies(atoms: Atoms, n: int, *, rng: np.random.Generator) -> Atoms:
     removed = _generator(rng).choice(len(atoms), size=n, replace=False)
     out = atoms.copy()
     del out[[int(i) for i in removed]]
+    return out
+
+
+def interstitials(atoms: Atoms, n: int, *, symbol: str | None = None, rng: np.random.Generator,
+                  max_tries: int = 500) -> Atoms:
+    """A copy of ``atoms`` with ``n`` extra atoms (``symbol``, default: the first atom's element)
+    placed one at a time at the random point, among ``max_tries`` uniform trials in the cell, that
+    lies farthest from every atom and periodic image (the largest hole found)."""
+    if not isinstance(atoms, Atoms) or len(atoms) == 0:
+        raise InvalidInputError("atoms must be a non-empty ase.Atoms")
+    n = _integer(n, "n", 0)
+    rng = _generator(rng)
+    symbol = _element(symbol if symbol is not None else atoms.get_chemical_symbols()[0])
+    out = atoms.copy()
+    out.calc = None
+    cell = np.asarray(out.cell)
+    if abs(np.linalg.det(cell)) < 1e-9:
+        raise InvalidInputError("interstitials need a cell with a volume")
+    for _ in range(n):
+        trial = rng.random((max_tries, 3)) @ cell
+        probe = out.copy()
+        probe += Atoms([symbol] * max_tries, positions=trial, cell=cell, pbc=out.pbc)
+        i, j, d = neighbor_list("ijd", probe, 4.0)
+        best = np.full(max_tries, 4.0)
+        mask = (i >= len(out)) & (j < len(out))
+        np.minimum.at(best, i[mask] - len(out), d[mask])
+        out += Atoms(symbol, positions=[trial[int(np.argmax(best))]])
     return out
 
 

@@ -58,7 +58,8 @@ class BuilderConfig:
     kinds: dict[str, float] = field(default_factory=lambda: {
         "fcc": 1.0, "bcc": 1.0, "hcp": 1.0, "vacancy": 1.0, "slab": 1.0, "random": 2.0})
     """Relative weights of the kinds of starting cell: fcc, bcc, hcp, sc, diamond (strained and
-    rattled crystals), vacancy, slab, random (random periodic box, melts quickly)."""
+    rattled crystals), vacancy, interstitial (fcc with one extra atom), slab, random (random
+    periodic box, melts quickly)."""
     strain: float = 0.04
     """Largest linear strain of crystals."""
     rattle: float = 0.1
@@ -218,7 +219,7 @@ def _check_values(cfg: Config) -> None:
             raise ConfigError(f"run.elements: unknown element {e!r}")
     if not 1 <= b.sizes[0] <= b.sizes[1]:
         raise ConfigError(f"builders.sizes: need 1 <= min <= max, got {list(b.sizes)}")
-    known = {"fcc", "bcc", "hcp", "sc", "diamond", "vacancy", "slab", "random"}
+    known = {"fcc", "bcc", "hcp", "sc", "diamond", "vacancy", "interstitial", "slab", "random"}
     for k, w in b.kinds.items():
         if k not in known:
             raise ConfigError(f"builders.kinds.{k}: unknown kind (known: {', '.join(sorted(known))})")

@@ -44,6 +44,9 @@ def draw_start(cfg: BuilderConfig, elements: tuple[str, ...], rng: np.random.Gen
         atoms = builders.crystal(symbol, structure, n_atoms=target, strain=strain, rattle=cfg.rattle, rng=rng)
         if kind == "vacancy" and len(atoms) > 2:
             atoms = builders.vacancies(atoms, int(rng.integers(1, 3)), rng=rng)
+    elif kind == "interstitial":
+        atoms = builders.crystal(symbol, "fcc", n_atoms=max(target - 1, 1), strain=strain, rattle=cfg.rattle, rng=rng)
+        atoms = builders.interstitials(atoms, 1, rng=rng)
     elif kind == "slab":
         atoms = _slab(symbol, lo, hi, rng)
         atoms.rattle(cfg.rattle, seed=int(rng.integers(2**31)))
