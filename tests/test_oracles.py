@@ -95,3 +95,11 @@ def test_closest_pair_and_clean_geometry():
     i, j, d = closest_pair(atoms, 3.0)
     assert d == pytest.approx(4.05 / np.sqrt(2)) and i != j
     assert closest_pair(atoms, 2.0) is None
+
+
+def test_emt_passes_the_oracle_conformance_checks():
+    from alal.testing.oracles import check_oracle
+
+    atoms = bulk("Al", "fcc", a=4.05, cubic=True)
+    atoms.rattle(0.05, seed=1)
+    check_oracle(EmtOracle(), atoms)
