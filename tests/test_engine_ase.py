@@ -220,6 +220,14 @@ def test_above_the_upper_level_is_unreliable_and_discarded(fcc):
     assert result.max_force_std_seen == pytest.approx(5.0) and "step 10" in result.reason
 
 
+def test_a_start_far_beyond_the_upper_level_is_a_candidate_not_discarded(fcc):
+    """The starting cell is built, not simulated: a huge spread there means "label me"."""
+    result = AseEngine(force_lower=0.1, force_upper=1.0).sample(StubModel(force=lambda k: 5.0), fcc, seed=0,
+                                                                 protocol=protocol())
+    assert result.verdict == "candidate" and result.steps == 0 and len(result.candidates) == 1
+    assert result.candidates[0].info["force_std_max"] == pytest.approx(5.0)
+
+
 def test_overlapping_start_is_unreliable_before_the_model_sees_it():
     start = Atoms("Al2", positions=[(0, 0, 0), (0.5, 0, 0)], cell=[8, 8, 8], pbc=True)
     model = StubModel()

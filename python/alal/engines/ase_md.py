@@ -11,7 +11,8 @@ the frame is checked:
    ``min_distance``, a model that fails on the frame or gives non-finite energy or forces;
 2. otherwise the calibrated committee spread is compared with the :class:`TrustLevels`:
    ``known`` → go on; ``candidate`` → stop and return the frame; ``unreliable`` → stop, the frame
-   is discarded and counted.
+   is discarded and counted. The starting frame (built, not simulated) is never unreliable by its
+   spread alone: above the upper level it is a candidate.
 
 Only the checks ask the calculator for ``forces_std`` (the per-member forces); the MD steps in
 between ask for the committee-mean forces alone.
@@ -230,6 +231,10 @@ class _Trajectory:
         if math.isfinite(measures["force_std_max"]):
             self.max_force_std_seen = max(self.max_force_std_seen, measures["force_std_max"])
         level = trust.classify(measures["energy_std_per_atom"], forces_std)
+        if step == 0 and level == "unreliable":
+            # The starting cell comes from a builder: its geometry is trusted, and a spread above
+            # the upper level only says the committee knows nothing about it yet. Label it.
+            level = "candidate"
         spread = ", ".join(f"{k} {v:.4g}" for k, v in measures.items())
         logger.debug("%s: %s (%s)", where, level, spread)
         if level == "candidate":
