@@ -71,16 +71,16 @@ TEST = {"n": 50, "seed": 1}
 
 # Training settings. BEST is what the bench trains by default (the best of the sweep below; the
 # numbers behind the choice are in benches/README.md). Anything not named keeps AniModel's default.
-BEST: dict[str, Any] = {"max_epochs": 200}
-# Each entry overrides AniModel's defaults (not BEST); run with --sweep [NAME,...].
+BEST: dict[str, Any] = {"batch_size": 1, "max_epochs": 150}
+# Each entry overrides AniModel's defaults (not BEST); run with --sweep [NAME,...] (K = --sweep-members).
 SWEEP: dict[str, dict[str, Any]] = {
     "defaults": {"max_epochs": 150},
-    "fw0.01": {"max_epochs": 150, "force_weight": 0.01},
     "fw0.2": {"max_epochs": 150, "force_weight": 0.2},
     "fw1": {"max_epochs": 150, "force_weight": 1.0},
     "bs4": {"max_epochs": 150, "batch_size": 4},
     "bs2": {"max_epochs": 150, "batch_size": 2},
-    "lr3e-3": {"max_epochs": 150, "learning_rate": 3e-3},
+    "bs1": {"max_epochs": 150, "batch_size": 1},
+    "bs4@200": {"max_epochs": 200, "batch_size": 4},
 }
 QUICK = {"max_epochs": 8, "patience": 8}
 
@@ -869,7 +869,7 @@ def speed_md(sp: dict[str, Any], modes: list[str]) -> list[str]:
         cols = ["EMT", f"alal predict {nt}t"] + (["alal predict 2t torch1"] if nt == 2 else []) + \
             [f"alal calculator {nt}t", f"alal mean-forces {nt}t"] + [f"torchani {m} {nt}t" for m in modes]
         L.append(f"**{nt} thread{'s' if nt > 1 else ''}** (EMT is serial in both tables)\n")
-        L.append("| N | " + " | ".join(c.replace(f" {nt}t", "").replace(" 2t torch1", ", torch 1 thread")
+        L.append("| N | " + " | ".join(c.replace(" 2t torch1", ", torch 1 thread").replace(f" {nt}t", "")
                                         for c in cols)
                  + " | alal atom-steps/s | **torchani committee / alal** | torchani mean / alal mean-forces | "
                    "EMT / alal |")
@@ -958,6 +958,14 @@ def render(res: dict[str, Any]) -> str:
     if res.get("error"):
         L.append("**The run failed:**\n\n```\n" + res["error"][-2000:] + "\n```\n")
     acc, sp = res.get("accuracy"), res.get("speed")
+    for name, part in (("accuracy", acc), ("speed", sp)):
+        fr = (part or {}).get("from_run")
+        if fr and fr.get("date") != res["date"]:
+            load = ""
+            if part.get("machine"):
+                load = f", load average {part['machine']['loadavg_at_start'][0]:.1f} at its start"
+            L.append(f"The {name} part is kept from the run of {fr['date']} (`benches/bench_model.py "
+                     f"{' '.join(fr.get('argv') or [])}`{load}).\n")
     summary = []
     if acc and "bench" in acc:
         o = acc["bench"]["test"]["overall"]
@@ -1071,11 +1079,26 @@ def main() -> None:
     log(f"machine {res['machine']}")
     log(f"versions {res['versions']}")
     out_dir = args.out_dir
+    # a partial run (--no-accuracy / --no-speed) keeps the other part of the previous results
+    previous = {}
+    if (out_dir / "results_model.json").exists() and (args.no_accuracy or args.no_speed):
+        try:
+            previous = json.loads((out_dir / "results_model.json").read_text())
+        except (OSError, ValueError):
+            previous = {}
+    for part, skipped in (("accuracy", args.no_accuracy), ("speed", args.no_speed)):
+        if skipped and part in previous:
+            res[part] = previous[part]
+            res[part].setdefault("from_run", {"date": previous.get("date"), "argv": previous.get("argv")})
+            log(f"keeping the {part} results of the run of {res[part]['from_run']['date']}")
     try:
         if not args.no_accuracy:
             res["accuracy"] = run_accuracy(args, log, out_dir)
+            res["accuracy"]["from_run"] = {"date": res["date"], "argv": res["argv"]}
         if not args.no_speed:
             res["speed"] = run_speed(args, log)
+            res["speed"]["from_run"] = {"date": res["date"], "argv": res["argv"]}
+            res["speed"]["machine"] = res["machine"]
     except Exception:  # noqa: BLE001
         res["error"] = traceback.format_exc()
         log("ERROR\n" + res["error"])

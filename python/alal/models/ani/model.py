@@ -88,7 +88,7 @@ class AniModel(Model):
         seed: int = 0, valid_fraction: float = 0.1, calibration_fraction: float = 0.1,
         energy_weight: float = 1.0, force_weight: float = 0.05, stress_weight: float = 0.0,
         learning_rate: float = 1e-3, lr_factor: float = 0.5, lr_patience: int = 10,
-        min_learning_rate: float = 1e-5, batch_size: int = 8, max_epochs: int = 300,
+        min_learning_rate: float = 1e-5, batch_size: int = 4, max_epochs: int = 300,
         patience: int = 40, dtype: str = "float32", n_threads: int | None = None,
         torch_threads: int | None = 1, progress: bool = True,
     ) -> None:
