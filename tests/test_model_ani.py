@@ -355,3 +355,24 @@ def test_conformance_checks_for_plugins(data, tmp_path):
 
     report = check_model(lambda: AniModel(**SMALL, max_epochs=2), data[:5], tmp_path)
     assert report.n_valid == 1
+
+
+def test_features_constant_in_training_do_not_blow_up_elsewhere():
+    """Scaling: a feature that barely varies in a narrow training set (perfect crystals) must not be
+    multiplied by a huge factor when another structure has it."""
+    from alal.builders import random_box
+
+    train = []
+    for k in range(4):
+        atoms = bulk("Al", "fcc", a=4.05, cubic=True).repeat((2, 2, 2))
+        atoms.rattle(0.002, seed=k)
+        atoms.calc = EMT()
+        labelled = atoms.copy()
+        labelled.calc = SinglePointCalculator(labelled, energy=atoms.get_potential_energy(),
+                                              forces=atoms.get_forces())
+        train.append(labelled)
+    model = AniModel(**SMALL, max_epochs=3)
+    model.fit(train)
+    assert float(model.committee.feature_inv_std.max()) < 1e3 * float(model.committee.feature_inv_std.median())
+    liquid = random_box("Al", 24, volume_per_atom=17.0, min_distance=2.2, rng=np.random.default_rng(0))
+    assert np.abs(model.predict(liquid)[0].forces).max() < 100.0

@@ -116,7 +116,12 @@ def _fit_scaling(committee: Committee, data: _Data, species: list[np.ndarray], n
         if len(x):
             mean[e] = x.mean(0)
             std = x.std(0)
-            inv_std[e] = np.where(std > 1e-8, 1.0 / np.maximum(std, 1e-8), 1.0)
+            # A feature that barely varies in the training set (perfect crystals, a shell no
+            # training structure reaches) must not be blown up where another structure has it: its
+            # scale is at least 10 % of its mean magnitude and 1 % of the features' overall RMS.
+            rms = float(np.sqrt(np.mean(x**2))) or 1.0
+            floor = np.maximum(0.1 * np.abs(x.mean(0)), 1e-2 * rms)
+            inv_std[e] = 1.0 / np.maximum(std, floor)
         else:
             log.warning("element %d has no atom in the training set: its network stays untrained", e)
     with torch.no_grad():
