@@ -73,10 +73,11 @@ TEST = {"n": 50, "seed": 1}
 # numbers behind the choice are in benches/README.md). Anything not named keeps AniModel's default.
 BEST: dict[str, Any] = {"batch_size": 1, "max_epochs": 150}
 # Each entry overrides AniModel's defaults (not BEST); run with --sweep [NAME,...] (K = --sweep-members).
+# A cached run is reused only for the same settings, K, data and alal commit.
 SWEEP: dict[str, dict[str, Any]] = {
-    "defaults": {"max_epochs": 150},
-    "fw0.2": {"max_epochs": 150, "force_weight": 0.2},
-    "fw1": {"max_epochs": 150, "force_weight": 1.0},
+    "bs8": {"max_epochs": 150, "batch_size": 8},  # AniModel's default until alal c228a16
+    "fw0.2": {"max_epochs": 150, "batch_size": 8, "force_weight": 0.2},
+    "fw1": {"max_epochs": 150, "batch_size": 8, "force_weight": 1.0},
     "bs4": {"max_epochs": 150, "batch_size": 4},
     "bs2": {"max_epochs": 150, "batch_size": 2},
     "bs1": {"max_epochs": 150, "batch_size": 1},
@@ -241,8 +242,12 @@ def train_one(name: str, settings: dict[str, Any], train: Sequence, test: Sequen
               *, n_members: int = N_MEMBERS) -> tuple[Any, dict[str, Any]]:
     from alal.models.ani import AniModel
 
+    import inspect
+
     set_threads(args.torch_threads)
-    model = AniModel(**settings, n_members=n_members, n_threads=args.train_threads, progress=args.progress)
+    extra = {"torch_threads": args.torch_threads} if "torch_threads" in inspect.signature(AniModel.__init__).parameters \
+        and "torch_threads" not in settings else {}
+    model = AniModel(**settings, **extra, n_members=n_members, n_threads=args.train_threads, progress=args.progress)
     log(f"[fit] {name}: K={n_members}, {settings}")
     t = time.perf_counter()
     c = time.process_time()
@@ -265,12 +270,13 @@ def train_one(name: str, settings: dict[str, Any], train: Sequence, test: Sequen
         "history": report.history, "test": {k: v for k, v in ev.items() if k != "_rows"}, "eval_s": eval_s,
         "train_threads": args.train_threads, "torch_threads": args.torch_threads,
         "s_per_epoch": report.seconds / max(report.epochs, 1),
+        "date": _dt.datetime.now().isoformat(timespec="seconds"),
     }
     return (model, ev), rec
 
 
-def sweep_key(name: str, settings: dict[str, Any], n_members: int, data_key: str) -> str:
-    blob = json.dumps({"settings": settings, "K": n_members, "data": data_key}, sort_keys=True)
+def sweep_key(name: str, settings: dict[str, Any], n_members: int, data_key: str, commit: str) -> str:
+    blob = json.dumps({"settings": settings, "K": n_members, "data": data_key, "alal": commit}, sort_keys=True)
     return f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', name)}-{hashlib.sha1(blob.encode()).hexdigest()[:10]}"
 
 
@@ -289,15 +295,18 @@ def run_accuracy(args, log, out_dir: Path) -> dict[str, Any]:
     if args.sweep is not None:
         names = list(SWEEP) if args.sweep == "all" else [s for s in args.sweep.split(",") if s]
         sdir = cache / "sweep"
+        alal_git = versions().get("alal_git", "?")
+        commit = alal_git.split()[0]
         for name in names:
             if name not in SWEEP:
                 raise SystemExit(f"unknown sweep setting {name!r}; known: {', '.join(SWEEP)}")
-            path = sdir / f"{sweep_key(name, SWEEP[name], args.sweep_members, data_key)}.json"
+            path = sdir / f"{sweep_key(name, SWEEP[name], args.sweep_members, data_key, commit)}.json"
             if path.exists() and not args.rerun_sweep:
                 log(f"[sweep] {name}: cached ({path.name})")
                 continue
             _, rec = train_one(name, SWEEP[name], train, test, args, log, n_members=args.sweep_members)
             rec["data_key"] = data_key
+            rec["alal_git"] = alal_git
             atomic_write(path, lambda p, rec=rec: p.write_text(json.dumps(rec, default=float)))
             gc.collect()
     sdir = cache / "sweep"
@@ -307,7 +316,7 @@ def run_accuracy(args, log, out_dir: Path) -> dict[str, Any]:
         if rec.get("data_key") == data_key:
             rec.pop("history", None)
             sweep.append(rec)
-    res["sweep"] = sorted(sweep, key=lambda r: (r["n_members"], r["name"]))
+    res["sweep"] = sorted(sweep, key=lambda r: (r.get("date", ""), r["n_members"], r["name"]))
 
     if args.sweep_only:
         return res
@@ -604,7 +613,14 @@ def run_speed(args, log) -> dict[str, Any]:
     from alal.models.ani import AniModel
 
     dtype = torch.float32
-    models = {nt: AniModel(n_members=N_MEMBERS, n_threads=nt, progress=False) for nt in (1, 2)}
+    # newer alal sets torch's threads itself while it computes (torch_threads, default 1)
+    has_tt = "torch_threads" in inspect.signature(AniModel.__init__).parameters
+
+    def make(nt: int, tt: int):
+        return AniModel(n_members=N_MEMBERS, n_threads=nt, progress=False, **({"torch_threads": tt} if has_tt else {}))
+
+    models = {nt: make(nt, nt) for nt in (1, 2)}
+    model_2_1 = make(2, 1)
     res: dict[str, Any] = {"fd_check": fd_check(models[1], log), "rows": []}
     comp = core.torchani_computer(ani_al(), dtype)
     nets = TorchCommittee(models[1].committee.networks, dtype)
@@ -635,7 +651,7 @@ def run_speed(args, log) -> dict[str, Any]:
             m = models[nt]
             runners[f"alal predict {nt}t"] = (lambda m=m, nt=nt: (set_threads(nt), m.predict([atoms]))[1])
             if nt == 2:  # 2 descriptor threads, 1 torch thread (small matrices: torch's 2nd thread rarely pays)
-                runners["alal predict 2t torch1"] = (lambda m=m: (set_threads(1), m.predict([atoms]))[1])
+                runners["alal predict 2t torch1"] = (lambda: (set_threads(1), model_2_1.predict([atoms]))[1])
             a = atoms.copy()
             # the spread is computed with the energy and forces (one predict per call)
             a.calc = m.calculator(**calc_kwargs)
@@ -816,14 +832,15 @@ def sweep_md(acc: dict[str, Any]) -> list[str]:
                  "`valid_errors` of the committee mean on the 20 structures held out from every member; test: "
                  "committee mean on the test set. Runs with K < 8 compare settings at lower cost (their "
                  "committee mean is noisier than K = 8's).\n")
-        L.append("| setting | K | overrides | epochs | best epochs | min | s/epoch | members' early-stopping E / F "
-                 "| calibration-set E / F | test E RMSE meV/atom | test F RMSE eV/Å | F within 1σ / 2σ |")
-        L.append("|---|---:|---|---:|---|---:|---:|---|---|---:|---:|---:|")
+        L.append("| setting | alal | K | overrides | epochs | best epochs | min | s/epoch | members' early-stopping "
+                 "E / F | calibration-set E / F | test E RMSE meV/atom | test F RMSE eV/Å | F within 1σ / 2σ |")
+        L.append("|---|---|---:|---|---:|---|---:|---:|---|---|---:|---:|---:|")
         for r in acc["sweep"]:
             t, ve = r["test"]["overall"], r["valid_errors"]
             me = np.mean([m.get("energy_rmse", np.nan) for m in r["members"]])
             mf = np.mean([m.get("force_rmse", np.nan) for m in r["members"]])
-            L.append(f"| {r['name']} | {r['n_members']} | {settings_str(r['settings'])} | {r['epochs']} | "
+            L.append(f"| {r['name']} | {r.get('alal_git', '?')} | {r['n_members']} | {settings_str(r['settings'])} | "
+                     f"{r['epochs']} | "
                      f"{min(r['best_epochs'])}–{max(r['best_epochs'])} | {r['seconds'] / 60:.1f} | "
                      f"{r['s_per_epoch']:.1f} | {1e3 * me:.2f} / {mf:.4f} | "
                      f"{1e3 * ve.get('energy_rmse', float('nan')):.2f} / "
@@ -840,9 +857,10 @@ def speed_md(sp: dict[str, Any], modes: list[str]) -> list[str]:
     ck = sp.get("calculator_kwargs") or {}
     L.append("Rattled (0.05 Å) periodic fcc Al. Energy + forces + spread of a K = 8 committee "
              "(96-96-96-64-1, CELU α 0.1, untrained weights, float32 networks). `alal predict` = "
-             "`AniModel(n_members=8, n_threads=t).predict([atoms])` with `torch.set_num_threads(t)` (member "
-             "energies and per-member forces → `energy_std`, `forces_std`); `predict, torch 1 thread` = 2 "
-             "descriptor threads, 1 torch thread; `calculator` = the same through "
+             "`AniModel(n_members=8, n_threads=t, torch_threads=t).predict([atoms])` (t descriptor and torch "
+             "threads; member energies and per-member forces → `energy_std`, `forces_std`); `predict, torch 1 "
+             "thread` = `AniModel(n_threads=2, torch_threads=1)` (torch_threads=1 is AniModel's default); "
+             "`calculator` = the same through "
              f"`model.calculator({', '.join(f'{k}={v}' for k, v in ck.items())})` (`calc.reset()`, "
              "`atoms.get_potential_energy()`, `get_forces()`, `results['forces_std']`); `mean-forces` = "
              "`predict([atoms], forces_std=False)` (mean forces + energy spread, one vector–Jacobian product). "
@@ -872,8 +890,8 @@ def speed_md(sp: dict[str, Any], modes: list[str]) -> list[str]:
         L.append("| N | " + " | ".join(c.replace(" 2t torch1", ", torch 1 thread").replace(f" {nt}t", "")
                                         for c in cols)
                  + " | alal atom-steps/s | **torchani committee / alal** | torchani mean / alal mean-forces | "
-                   "EMT / alal |")
-        L.append("|---:|" + "---:|" * (len(cols) + 4))
+                   "EMT / alal |" + (" alal CPU/wall |" if nt == 2 else ""))
+        L.append("|---:|" + "---:|" * (len(cols) + 4 + (nt == 2)))
         for r in sp["rows"]:
             t, n = r["timings"], r["n"]
 
@@ -887,8 +905,14 @@ def speed_md(sp: dict[str, Any], modes: list[str]) -> list[str]:
             L.append(f"| {n} | " + " | ".join(us(c) for c in cols)
                      + f" | {fmt(n / a if a else None, ',.0f')} | {core.fmt_ratio(core.ratio(tc, a))} | "
                        f"{core.fmt_ratio(core.ratio(core.best(t, f'torchani mean {nt}t'), core.best(t, f'alal mean-forces {nt}t')))} | "
-                       f"{core.fmt_ratio(core.ratio(core.best(t, 'EMT'), a))} |")
+                       f"{core.fmt_ratio(core.ratio(core.best(t, 'EMT'), a))} |"
+                     + (f" {t[f'alal predict {nt}t']['cpu_per_wall']:.2f} |" if nt == 2 and a else ""))
         L.append("")
+        if nt == 2:
+            L.append("`alal CPU/wall`: CPU seconds per wall second of the 2-thread `predict` (median over its "
+                     "calls): near 1 means the second core was busy with other work during this run, and the "
+                     "2-thread columns (torchani's above all: its OpenMP threads wait for a busy core) then "
+                     "measure the machine's load more than the code.\n")
     L.append("Breakdown of `alal predict` (µs/atom): `descriptor` = `TorchBatch.build(desc, desc.pack([atoms]))` "
              "(pack + neighbourhoods + features), of which `pack+prepare`; `networks` = the 8 members' energies "
              "and ∂E_k/∂G (forward + backward); `vjp_many` = `descriptor.vjp_many_prepared` of the 8 cotangents; "
@@ -932,8 +956,11 @@ def speed_summary(sp: dict[str, Any], modes: list[str]) -> list[str]:
     mean_mf = [core.best(r["timings"], f"torchani mean {nt}t") / core.best(r["timings"], f"alal mean-forces {nt}t")
                for r in sp["rows"] for nt in (1, 2)
                if f"torchani mean {nt}t" in r["timings"] and f"alal mean-forces {nt}t" in r["timings"]]
+    x1 = [x for x, p in zip(xs, parts) if "/1t" in p]
+    x2 = [x for x, p in zip(xs, parts) if "/2t" in p]
     line = (f"- **Committee inference ≥ 5× torchani at every size and thread count: "
-            f"{'MET' if min(xs) >= 5 else 'NOT MET'}** ({min(xs):.1f}× – {max(xs):.1f}×; N/threads: "
+            f"{'MET' if min(xs) >= 5 else 'NOT MET'}** (1 thread {min(x1):.1f}× – {max(x1):.1f}×"
+            + (f", 2 threads {min(x2):.1f}× – {max(x2):.1f}×" if x2 else "") + "; N/threads: "
             + ", ".join(parts) + f"), against torchani's fastest per-member-force variant ({', '.join(modes_used)})")
     if mean_x:
         line += (f". torchani computing only the mean forces and the energy spread, against alal's full "
@@ -984,6 +1011,21 @@ def render(res: dict[str, Any]) -> str:
         L += sweep_md(acc)
     if sp:
         L += speed_md(sp, res["torchani_modes"])
+    others = [o for o in res.get("speed_other_runs") or [] if o.get("rows")]
+    if others:
+        L.append("Other speed runs of the same code (kept in results_model.json under `speed_other_runs`):\n")
+        for o in others:
+            fr = o.get("from_run", {})
+            line = speed_summary(o, res["torchani_modes"])
+            cpw = [r["timings"]["alal predict 2t"]["cpu_per_wall"] for r in o["rows"]
+                   if "alal predict 2t" in r["timings"]]
+            la = o.get("loadavg_at_start"), o.get("loadavg_at_end")
+            head = (f"- {fr.get('date')} (`{' '.join(fr.get('argv') or [])}`"
+                    + (f", load average {la[0][0]:.1f} → {la[1][0]:.1f}" if la[0] and la[1] else "")
+                    + (f", alal 2t CPU/wall {min(cpw):.2f}–{max(cpw):.2f}" if cpw else "") + "): ")
+            if line:
+                L.append(head + line[0].split("MET** (", 1)[-1].split("), against")[0] + ".")
+        L.append("")
     L.append("Raw numbers: `benches/results_model.json`.")
     L += ["", END]
     return "\n".join(L) + "\n"
