@@ -88,7 +88,7 @@ fn contract_sections(
     while q < full {
         let (mut ub, mut vb) = ([0.0f64; L], [0.0f64; L]);
         for z in 0..n_z {
-            let row: &[f64; L] = table[z * width + q..][..L].try_into().unwrap();
+            let row = &table[z * width + q..z * width + q + L];
             let (az, daz) = (a[z], da[z]);
             for l in 0..L {
                 ub[l] += row[l] * az;
