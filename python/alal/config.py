@@ -53,7 +53,7 @@ class RunConfig:
 class BuilderConfig:
     """Starting cells of the samplers and of the initial data set."""
 
-    sizes: tuple[int, int] = (16, 64)
+    sizes: tuple[int, int] = (16, 128)
     """Atom counts (min, max) of the cells, bounded so that the oracle stays affordable."""
     kinds: dict[str, float] = field(default_factory=lambda: {
         "fcc": 1.0, "bcc": 1.0, "hcp": 1.0, "vacancy": 1.0, "slab": 1.0, "random": 2.0})
