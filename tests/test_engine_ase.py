@@ -228,6 +228,46 @@ def test_a_start_far_beyond_the_upper_level_is_a_candidate_not_discarded(fcc):
     assert result.candidates[0].info["force_std_max"] == pytest.approx(5.0)
 
 
+def test_warm_up_labels_the_frame_reached_instead_of_an_uncertain_start(fcc):
+    # Check 0 (the start) is a candidate; after 15 warm-up steps, check 1 is a candidate too.
+    model = StubModel(force=lambda k: 0.5)
+    engine = AseEngine(force_lower=0.1, force_upper=1.0, warmup_steps=15)
+    result = engine.sample(model, fcc, seed=0, protocol=protocol(warmup_steps=15))
+    assert result.verdict == "candidate" and (result.steps, result.checks) == (15, 2)
+    (frame,) = result.candidates
+    assert frame.info["step"] == 15 and result.unreliable_frames == 0
+    assert not np.allclose(frame.positions, fcc.positions, atol=1e-3)
+    assert engine.settings()["warmup_steps"] == 15
+
+
+def test_warm_up_that_reaches_known_ground_goes_on_checking_every_interval(fcc):
+    model = StubModel(force=lambda k: 0.5 if k == 0 else 0.01)
+    result = AseEngine(force_lower=0.1, force_upper=1.0).sample(model, fcc, seed=0,
+                                                                 protocol=protocol(warmup_steps=5))
+    assert result.verdict == "completed" and result.candidates == []
+    assert (result.steps, result.checks) == (40, 6)  # 0, 5, 15, 25, 35, 40
+
+
+def test_an_unreliable_warm_up_falls_back_to_the_start(fcc):
+    model = StubModel(force=lambda k: 0.5 if k == 0 else 5.0)
+    result = AseEngine(force_lower=0.1, force_upper=1.0).sample(model, fcc, seed=0,
+                                                                 protocol=protocol(warmup_steps=10))
+    assert result.verdict == "candidate" and result.unreliable_frames == 1
+    (frame,) = result.candidates
+    assert frame.info["step"] == 0
+    wrapped = fcc.copy()
+    wrapped.wrap()
+    assert np.allclose(frame.positions, wrapped.positions)
+    assert "warm-up frame unreliable" in result.reason and "step 10" in result.reason
+
+
+def test_a_known_start_ignores_the_warm_up(fcc):
+    model = StubModel(force=lambda k: 0.01 if k < 2 else 0.5)
+    result = AseEngine(force_lower=0.1, force_upper=1.0).sample(model, fcc, seed=0,
+                                                                 protocol=protocol(warmup_steps=25))
+    assert result.verdict == "candidate" and result.candidates[0].info["step"] == 20
+
+
 def test_overlapping_start_is_unreliable_before_the_model_sees_it():
     start = Atoms("Al2", positions=[(0, 0, 0), (0.5, 0, 0)], cell=[8, 8, 8], pbc=True)
     model = StubModel()

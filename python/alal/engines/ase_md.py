@@ -87,7 +87,7 @@ class AseEngine(Engine):
         verdict, reason = run.go()
         result = SamplingResult(
             verdict=verdict, candidates=run.candidates, steps=run.steps, checks=run.checks,
-            max_force_std_seen=run.max_force_std_seen, unreliable_frames=int(verdict == "unreliable"),
+            max_force_std_seen=run.max_force_std_seen, unreliable_frames=int(verdict == "unreliable") + run.discarded,
             seconds=time.perf_counter() - clock, protocol=protocol, reason=reason)
         logger.info("%s engine, seed %d: %s after %d steps (%s)", self.name, seed, verdict, result.steps, reason)
         return result
@@ -157,6 +157,7 @@ class _Trajectory:
         hottest = max(protocol.max_temperature_K, 300.0)
         self.speed_limit = MAX_SPEED_FACTOR * np.sqrt(3 * units.kB * hottest / masses[:, 0])
         self.checks = 0
+        self.discarded = 0
         self.max_force_std_seen = 0.0
         self.candidates: list[Atoms] = []
 
@@ -175,9 +176,14 @@ class _Trajectory:
         temperature_K = p.temperature_K(0.0)
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             level, reason = self._check(None, 0, temperature_K)
+            # A starting cell that is already a candidate: warm up, then judge the frame reached;
+            # the start is kept as the candidate should that frame be unreliable.
+            fallback: tuple[Atoms, str] | None = None
+            if level == "candidate" and p.warmup_steps > 0:
+                fallback, level = (self.candidates.pop(), reason), "known"
             while level == "known" and self.steps < p.steps:
                 step = self.steps
-                n = min(p.check_interval, p.steps - step)
+                n = min(p.warmup_steps if fallback is not None else p.check_interval, p.steps - step)
                 temperature_K = p.temperature_K(step * dt_ps)
                 if self.ramp and step > 0:  # the starting frame is already at density(0)
                     self._set_density(step * dt_ps)
@@ -192,6 +198,12 @@ class _Trajectory:
                     break
                 limit = self.speed_limit * n * p.timestep_fs * units.fs
                 level, reason = self._check((before, limit), self.steps, temperature_K)
+                if level != "unreliable":
+                    fallback = None
+            if fallback is not None and level == "unreliable":
+                self.discarded += 1
+                self.candidates.append(fallback[0])
+                level, reason = "candidate", f"{fallback[1]}; warm-up frame unreliable ({reason})"
         if level == "known":
             return "completed", f"{p.steps} steps below the lower trust levels"
         return ("candidate" if level == "candidate" else "unreliable"), reason

@@ -99,11 +99,16 @@ class Protocol:
     """Target pressure of ``"npt"``."""
     check_interval: int = 50
     """MD steps between two uncertainty checks."""
+    warmup_steps: int = 0
+    """When the starting cell is already a candidate: MD steps run before checking again, and the
+    frame then reached is labelled instead (the start only if that frame is unreliable). 0: the
+    starting cell itself is labelled."""
 
     def __post_init__(self) -> None:
         checked: dict[str, Any] = {
             "steps": _integer(self.steps, "steps", 1),
             "check_interval": _integer(self.check_interval, "check_interval", 1),
+            "warmup_steps": _integer(self.warmup_steps, "warmup_steps", 0),
             "timestep_fs": _number(self.timestep_fs, "timestep_fs", "fs", strict=True),
             "temperature_start_K": _number(self.temperature_start_K, "temperature_start_K", "K"),
             "temperature_end_K": _number(self.temperature_end_K, "temperature_end_K", "K"),
@@ -251,6 +256,10 @@ class Engine(abc.ABC):
         ensemble: ``"nvt"`` or ``"npt"``.
         pressure_GPa: target pressure under ``"npt"``, GPa.
         check_interval: MD steps between two uncertainty checks.
+        warmup_steps: when the starting cell is already a candidate, MD steps to run before
+            checking again; the frame reached is the candidate (the start if that frame is
+            unreliable). Built cells are cold and idealised, and the MD leaves them within tens of
+            fs: a warmed-up frame is closer to what the dynamics visits. 0: label the start.
         energy_lower, energy_upper: levels of the energy spread per atom, eV/atom.
         force_lower, force_upper: levels of the mean per-atom force spread, eV/Å.
         max_force_lower, max_force_upper: levels of the largest per-atom force spread, eV/Å
@@ -266,7 +275,7 @@ class Engine(abc.ABC):
         amplitude_K: tuple[float, float] = (0.0, 2000.0), period_ps: tuple[float, float] = (2.0, 50.0),
         density_scale: tuple[float, float] = (1.0, 1.0), steps: int = 2000, timestep_fs: float = 2.0,
         friction_per_fs: float = 0.01, ensemble: str = "nvt", pressure_GPa: float = 0.0,
-        check_interval: int = 50, energy_lower: float = 0.005, energy_upper: float = 0.05,
+        check_interval: int = 50, warmup_steps: int = 0, energy_lower: float = 0.005, energy_upper: float = 0.05,
         force_lower: float = 0.10, force_upper: float = 1.0, max_force_lower: float | None = None,
         max_force_upper: float | None = None, min_distance: float = 1.5,
     ) -> None:
@@ -282,9 +291,10 @@ class Engine(abc.ABC):
         # The scalar settings are validated by the Protocol they go into.
         probe = Protocol(temperature_start_K=0.0, temperature_end_K=0.0, steps=steps, timestep_fs=timestep_fs,
                          friction_per_fs=friction_per_fs, ensemble=ensemble, pressure_GPa=pressure_GPa,
-                         check_interval=check_interval)
+                         check_interval=check_interval, warmup_steps=warmup_steps)
         self._fixed: dict[str, Any] = {key: getattr(probe, key) for key in (
-            "steps", "timestep_fs", "friction_per_fs", "ensemble", "pressure_GPa", "check_interval")}
+            "steps", "timestep_fs", "friction_per_fs", "ensemble", "pressure_GPa", "check_interval",
+            "warmup_steps")}
         self.trust = TrustLevels(
             energy_lower=energy_lower, energy_upper=energy_upper, force_lower=force_lower,
             force_upper=force_upper, max_force_lower=max_force_lower, max_force_upper=max_force_upper,
