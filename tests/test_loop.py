@@ -73,6 +73,8 @@ def test_run_end_to_end_and_resume_is_a_no_op(tmp_path, capsys):
     assert (run_dir / "models" / "gen-0002" / "model.safetensors").is_file()
     assert (run_dir / "report" / "learning_curve.png").is_file()
     assert (run_dir / "report" / "parity.png").is_file()
+    assert (run_dir / "report" / "sampling.png").is_file()
+    assert len(history[1]["sampler_steps"]) == sum(history[1]["samplers"].values()) == 2
     # Running again changes nothing: the run is complete.
     before = store.counts()
     assert cli(["run", str(run_dir), "--no-progress"]) == 0

@@ -341,6 +341,7 @@ class Run:
                     verdicts = Counter(r.verdict for r in results)
                     completion = verdicts.get("completed", 0) / max(len(results), 1)
                     entry["samplers"] = dict(verdicts)
+                    entry["sampler_steps"] = [int(r.steps) for r in results]
                     entry["completion_fraction"] = completion
                     entry["seconds"]["sample"] = time.perf_counter() - t1
                     force_rmse = errors.get("force_rmse")

@@ -1,5 +1,7 @@
-"""Plots of a run, rewritten after every generation into ``report/``: the learning curve, a parity
-plot of the latest committee on the held-out data, and its predicted spread against its error."""
+"""Plots of a run, rewritten after every generation into ``report/``: the learning curve, the
+sampling over the loop (samplers' verdicts, MD steps before they stopped, the spread of the
+structures selected), a parity plot of the latest committee on the held-out data, and its
+predicted spread against its error."""
 
 from __future__ import annotations
 
@@ -48,6 +50,9 @@ def write_report(run: Run) -> list[Path]:
         _save(fig, out / "learning_curve.png")
         plt.close(fig)
         written.append(out / "learning_curve.png")
+    sampled = [h for h in history if "samplers" in h]
+    if sampled:
+        written.append(_sampling_plot(run, sampled, out / "sampling.png"))
     gens = sorted(run.directory.glob("models/gen-*/model.safetensors"))
     _, valid = run._split(run.store.labelled())
     if gens and valid:
@@ -83,3 +88,39 @@ def write_report(run: Run) -> list[Path]:
         plt.close(fig)
         written += [out / "parity.png", out / "spread_vs_error.png"]
     return written
+
+
+def _sampling_plot(run: Run, sampled: list[dict], path: Path) -> Path:
+    """Per generation: the samplers' verdicts, the MD steps they ran, and the calibrated largest
+    per-atom force spread of the structures selected for labelling."""
+    import matplotlib.pyplot as plt
+
+    gens = np.array([h["generation"] for h in sampled])
+    fig, ax = plt.subplots(1, 3, figsize=(13, 3.6))
+    bottom = np.zeros(len(sampled))
+    for verdict, colour in (("completed", "C2"), ("candidate", "C0"), ("unreliable", "C3")):
+        counts = np.array([h["samplers"].get(verdict, 0) for h in sampled], dtype=float)
+        ax[0].bar(gens, counts, bottom=bottom, color=colour, label=verdict)
+        bottom += counts
+    ax[0].set(xlabel="generation", ylabel="samplers", title="how the samplers ended")
+    ax[0].legend(fontsize=8)
+    steps = [h.get("sampler_steps") for h in sampled]
+    if any(steps):
+        for g, s in zip(gens, steps):
+            if s:
+                ax[1].scatter(np.full(len(s), g), s, s=8, alpha=0.4, c="C0")
+        ax[1].plot([g for g, s in zip(gens, steps) if s], [np.mean(s) for s in steps if s], "k-", label="mean")
+        ax[1].legend(fontsize=8)
+    ax[1].set(xlabel="generation", ylabel="MD steps run", title="how far the samplers got")
+    for h in sampled:
+        g = h["generation"]
+        spreads = [(a.info.get("uncertainty") or {}).get("force_std_max") for a in run.store.structures(generation=g)]
+        spreads = [x for x in spreads if x is not None]
+        if spreads:
+            ax[2].scatter(np.full(len(spreads), g), spreads, s=10, alpha=0.6, c="C1")
+    ax[2].set(xlabel="generation", ylabel="largest per-atom force σ (eV/Å)", yscale="log",
+              title="spread of the structures selected")
+    fig.tight_layout()
+    _save(fig, path)
+    plt.close(fig)
+    return path
