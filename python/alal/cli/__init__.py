@@ -12,12 +12,12 @@ __all__ = ["main"]
 
 
 def main(argv: list[str] | None = None) -> int:
-    from alal.cli import export, init, plugins, run, status
+    from alal.cli import eval as eval_, export, init, plugins, run, status
 
     parser = argparse.ArgumentParser(prog="alal", description="Active learning of interatomic potentials.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log details")
     sub = parser.add_subparsers(dest="command", required=True)
-    for module in (run, status, export, init, plugins):
+    for module in (run, status, export, init, plugins, eval_):
         module.register(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
