@@ -78,6 +78,36 @@ pub fn neighbor_list(
     })
 }
 
+/// Bit `k` set when slot `k` of the block (at most 64 slots, coordinates relative to the atom via
+/// `base`) is within `sqrt(screen2)`. Lanes of four, so that the compiler turns the comparisons
+/// into vector compares and a move mask.
+#[inline(always)]
+fn screen_block(xs: &[f64], ys: &[f64], zs: &[f64], base: [f64; 3], screen2: f64) -> u64 {
+    debug_assert!(xs.len() <= 64 && ys.len() == xs.len() && zs.len() == xs.len());
+    let n = xs.len().min(ys.len()).min(zs.len()).min(64);
+    let (xs, ys, zs) = (&xs[..n], &ys[..n], &zs[..n]);
+    let mut mask = 0u64;
+    let lanes = n / 4 * 4;
+    for (q, ((x4, y4), z4)) in xs[..lanes]
+        .chunks_exact(4)
+        .zip(ys[..lanes].chunks_exact(4))
+        .zip(zs[..lanes].chunks_exact(4))
+        .enumerate()
+    {
+        let mut bits = 0u64;
+        for l in 0..4 {
+            let (vx, vy, vz) = (x4[l] + base[0], y4[l] + base[1], z4[l] + base[2]);
+            bits |= u64::from(vx * vx + vy * vy + vz * vz < screen2) << l;
+        }
+        mask |= bits << (4 * q);
+    }
+    for k in lanes..n {
+        let (vx, vy, vz) = (xs[k] + base[0], ys[k] + base[1], zs[k] + base[2]);
+        mask |= u64::from(vx * vx + vy * vy + vz * vz < screen2) << k;
+    }
+    mask
+}
+
 /// Whether a half list keeps the pair `(i, j, S)` rather than its mirror `(j, i, -S)`.
 #[inline(always)]
 fn in_half_list(i: usize, j: usize, s: [i64; 3]) -> bool {
@@ -196,25 +226,21 @@ fn pairs_of_atom(
                 }
                 let base = [shift[0] - xi[0], shift[1] - xi[1], shift[2] - xi[2]];
                 let (a, b) = (bins.start[column + c0], bins.start[column + c1 + 1]);
-                // Squared distances of a block of slots first (a tight loop the compiler
-                // vectorises), then the few hits.
+                // Screen a block of slots first (a tight loop the compiler vectorises into a
+                // bit mask), then visit the few hits.
                 let mut block = a;
                 while block < b {
                     let end = (block + DIST_BLOCK).min(b);
-                    let mut dist2 = [0.0f64; DIST_BLOCK];
-                    for (d2, ((&x, &y), &z)) in dist2.iter_mut().zip(
-                        xs[block..end]
-                            .iter()
-                            .zip(&ys[block..end])
-                            .zip(&zs[block..end]),
-                    ) {
-                        let (vx, vy, vz) = (x + base[0], y + base[1], z + base[2]);
-                        *d2 = vx * vx + vy * vy + vz * vz;
-                    }
-                    for (k, &d2) in dist2[..end - block].iter().enumerate() {
-                        if d2 >= screen2 {
-                            continue;
-                        }
+                    let mut hits = screen_block(
+                        &xs[block..end],
+                        &ys[block..end],
+                        &zs[block..end],
+                        base,
+                        screen2,
+                    );
+                    while hits != 0 {
+                        let k = hits.trailing_zeros() as usize;
+                        hits &= hits - 1;
                         let slot = block + k;
                         let j = bins.order[slot] as usize;
                         let oj = bins.sorted_offset[slot];
