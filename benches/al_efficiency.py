@@ -200,6 +200,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--config", type=Path, default=None, help="a run config (default: the aluminium example)")
+    ap.add_argument("--reuse", action="store_true",
+                    help="resume the run directories found in --work-dir instead of starting afresh (a finished "
+                         "run is reused as it is; `alal run`'s own check refuses one made with another config)")
     ap.add_argument("--out-dir", type=Path, default=HERE)
     ap.add_argument("--work-dir", type=Path, default=HERE / ".cache" / "al_efficiency")
     args = ap.parse_args()
@@ -217,16 +220,13 @@ def main() -> int:
     cfg = dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, directory=""))
     test = emt_aluminium(n_test, seed=1, sizes=(32, 108))
     run_dir = args.work_dir / ("quick" if args.quick else "full")
-    if run_dir.exists():
-        import shutil
-
-        shutil.rmtree(run_dir)
-    al = active_learning(cfg, run_dir, test)
     rnd_dir = run_dir.with_name(run_dir.name + "-random-md")
-    if rnd_dir.exists():
-        import shutil
+    for directory in (run_dir, rnd_dir):
+        if directory.exists() and not args.reuse:
+            import shutil
 
-        shutil.rmtree(rnd_dir)
+            shutil.rmtree(directory)
+    al = active_learning(cfg, run_dir, test)
     rnd = active_learning(cfg, rnd_dir, test, run_class=RandomMDRun)
     emt = random_sampling(cfg, [p["labels"] for p in al], test, seed=cfg.run.seed + 1000)
     curves = {"active_learning": al, "random_md": rnd, "emt_driven_md": emt}
