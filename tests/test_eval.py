@@ -114,6 +114,7 @@ def test_eos_oracle_matches_a_direct_fit(evaluated):
     assert eos["cohesive_energy_eV"] == pytest.approx(3.28, abs=0.01)
     assert 3.98 < eos["lattice_constant_A"] < 4.01
     assert eos["isolated_atom_std_eV"] is None
+    assert eos["fit_rms_meV"] < 0.05  # EMT is smooth: the fit leaves µeV
     model = evaluated["properties"]["eos"]["model"]
     assert model["isolated_atom_std_eV"] is not None and model["isolated_atom_std_eV"] >= 0
 
@@ -145,6 +146,8 @@ def test_elastic_constants_match_energy_second_derivatives(evaluated):
     # the bulk modulus two ways
     b = oracle(evaluated, "eos")["bulk_modulus_GPa"]
     assert (c["C11"] + 2 * c["C12"]) / 3 == pytest.approx(b, rel=0.03)
+    row = [r for r in evaluated["table"] if r["quantity"] == "bulk modulus (C11 + 2 C12)/3"]
+    assert row and row[0]["oracle"] == pytest.approx((c["C11"] + 2 * c["C12"]) / 3)
 
 
 def _relaxed(atoms: Atoms, fmax: float = 0.002) -> float:

@@ -136,6 +136,9 @@ class Equilibrium:
     """Sampled volumes per atom of the fit, Å³."""
     energies: tuple[float, ...]
     """Energies per atom at ``volumes``, eV."""
+    fit_rms: float = 0.0
+    """RMS residual of the fit, eV/atom: a smooth potential leaves µeV; a bumpy one, meV (its
+    bulk modulus and elastic constants then measure different curvatures)."""
 
     def primitive(self) -> Atoms:
         return primitive(self.element, self.structure, self.a, self.covera)
@@ -206,10 +209,16 @@ def equilibrium(calc_factory: CalcFactory, element: str, structure: str, *, poin
     energies = np.array([energy_of(calc_factory, _scaled(cell, (v / v_mid) ** (1 / 3))) / n for v in volumes])
     if not np.isfinite(energies).all():
         raise NumericalError(f"non-finite energy on the E(V) curve of {structure} {element}")
+    fit = EquationOfState(volumes, energies, eos=eos)
     try:
-        v0, _, b = EquationOfState(volumes, energies, eos=eos).fit()
+        v0, _, b = fit.fit(warn=False)
     except (RuntimeError, ValueError) as err:
         raise NumericalError(f"the {eos} fit of {structure} {element} failed: {err}") from err
+    if hasattr(fit, "eos_parameters"):
+        fitted = fit.func(volumes, *fit.eos_parameters)
+    else:  # 'sj': a cubic in V^(-1/3)
+        fitted = fit.fit0(volumes ** (-1 / 3))
+    rms = float(np.sqrt(np.mean((energies - fitted) ** 2)))
     if not volumes[0] <= v0 <= volumes[-1] or not b > 0:
         raise NumericalError(f"the {eos} fit of {structure} {element} puts V0 = {v0:.3f} Å³/atom outside "
                              f"the sampled {volumes[0]:.3f}–{volumes[-1]:.3f} (B = {b / units.GPa:.1f} GPa)")
@@ -217,7 +226,7 @@ def equilibrium(calc_factory: CalcFactory, element: str, structure: str, *, poin
     eq_cell = primitive(element, structure, a0, covera)
     return Equilibrium(element, structure, a0, covera, float(v0), energy_of(calc_factory, eq_cell) / n,
                        float(b * EV_PER_A3_TO_GPA), tuple(float(v) for v in volumes),
-                       tuple(float(e) for e in energies))
+                       tuple(float(e) for e in energies), rms)
 
 
 def equilibrium_for(calc_factory: CalcFactory, element: str, settings: Any, structure: str | None = None

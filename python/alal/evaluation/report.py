@@ -243,9 +243,9 @@ def _notes(name: str, out: Any) -> list[str]:
     notes = []
     m = out.model
     if name == "eos" and m is not None and m.isolated_atom_std_eV is not None:
-        notes.append(f"The committee's spread on the isolated atom is {m.isolated_atom_std_eV:.3g} eV: a large "
-                     "spread means the training data had nothing like it, and the model's cohesive energy "
-                     "is then an extrapolation.")
+        notes.append(f"The committee's spread on the isolated atom is {m.isolated_atom_std_eV:.3g} eV. Its "
+                     "isolated-atom energy is what the committee predicts, not the oracle's: unless the "
+                     "training data held isolated atoms it is an extrapolation, however small the spread.")
     if name in ("vacancy", "interstitial"):
         for side in ("model", "oracle"):
             r = getattr(out, side)

@@ -7,8 +7,9 @@ tension). The atoms of a strained cell are relaxed (BFGS, ``fmax``) when
 ``elastic_relax_internal`` is true, or when it is ``None`` and a strained cell has a force above
 ``fmax`` (diamond under shear; never fcc, bcc, sc, whose atoms sit at centres of symmetry).
 
-Reported: cubic crystals C11, C12, C44 (each the mean of its three symmetric entries); hcp C11,
-C12, C13, C33, C44 (z along c).
+Reported: cubic crystals C11, C12, C44 (each the mean of its three symmetric entries) and the bulk
+modulus (C11 + 2 C12)/3, which should match the equation of state's unless the potential is bumpy
+on the scale of the strain; hcp C11, C12, C13, C33, C44 (z along c).
 """
 
 from __future__ import annotations
@@ -38,7 +39,11 @@ class ElasticResult(Result):
     relaxed_internal: bool
 
     def quantities(self) -> list[Quantity]:
-        return [Quantity(name, "GPa", value) for name, value in self.constants_GPa.items()]
+        out = [Quantity(name, "GPa", value) for name, value in self.constants_GPa.items()]
+        if self.structure != "hcp":  # cubic: compare with the equation of state's B
+            c = self.constants_GPa
+            out.append(Quantity("bulk modulus (C11 + 2 C12)/3", "GPa", (c["C11"] + 2 * c["C12"]) / 3))
+        return out
 
 
 def strain_matrix(voigt: np.ndarray) -> np.ndarray:

@@ -36,6 +36,8 @@ class EosResult(Result):
     """E–V curve: volumes per atom, Å³."""
     energies_eV: list[float]
     """E–V curve: energies per atom, eV."""
+    fit_rms_meV: float | None = None
+    """RMS residual of the E(V) fit, meV/atom (large for a potential that is not smooth)."""
 
     def quantities(self) -> list[Quantity]:
         out = [Quantity("lattice constant a", "Å", self.lattice_constant_A)]
@@ -46,6 +48,7 @@ class EosResult(Result):
             Quantity("cohesive energy", "eV/atom", self.cohesive_energy_eV),
             Quantity("bulk modulus B", "GPa", self.bulk_modulus_GPa),
             Quantity("isolated atom energy", "eV", self.isolated_atom_energy_eV),
+            Quantity("E(V) fit RMS residual", "meV/atom", self.fit_rms_meV),
         ]
 
 
@@ -54,4 +57,5 @@ def compute(calc_factory: CalcFactory, element: str, settings: Any) -> EosResult
     eq = equilibrium_for(calc_factory, element, settings)
     e_atom, std = isolated_atom(calc_factory, element, settings.isolated_atom_box)
     return EosResult(eq.structure, eq.a, eq.covera, eq.volume_per_atom, eq.energy_per_atom, eq.bulk_modulus,
-                     e_atom, std, e_atom - eq.energy_per_atom, list(eq.volumes), list(eq.energies))
+                     e_atom, std, e_atom - eq.energy_per_atom, list(eq.volumes), list(eq.energies),
+                     1e3 * eq.fit_rms)
