@@ -104,7 +104,8 @@ def test_one_kpoint_rule_gamma_centred_from_a_density():
     # A translated 1-atom cell has no shear stress (a shifted mesh gave it −1.4 GPa).
     one = bulk("Al", "fcc", a=4.05)
     one.positions += [0.31, -0.17, 0.42]
-    label = GpawOracle(**FAST).label(one)
+    label = GpawOracle(**FAST, threads=2).label(one)
+    assert "OMP_NUM_THREADS: 2" in label.info["log"]  # set in the child's environment, whatever ours is
     assert label.info["kpts"] == list(kpoint_mesh(one, 1.2))
     assert np.abs(label.labels.stress[3:]).max() < 1e-5
     assert abs(label.labels.stress[0]) > 1e-4
@@ -134,6 +135,16 @@ def test_a_misspelt_parameter_in_a_config_is_an_error_naming_it():
     with pytest.raises(ConfigError, match=r"oracle\.params\.cutof"):
         parse_config({"oracle": {"name": "gpaw", "params": {"cutof": 300.0}}})
     parse_config({"oracle": {"name": "gpaw", "params": {"cutoff": 300.0, "kpoint_density": 3.5}}})
+
+
+def test_the_aluminium_gpaw_example_is_a_valid_config():
+    from alal.config import load_config
+    from alal.examples import example_path
+
+    cfg = load_config(example_path("aluminium-gpaw"))  # checks params against GpawOracle's signature
+    oracle = GpawOracle(**cfg.oracle.params)
+    assert cfg.oracle.name == "gpaw" and cfg.builders.sizes == (4, 32)
+    assert oracle.settings()["kpoints"]["density_per_inv_A"] == 3.5 and oracle.cutoff == 300.0
 
 
 def test_missing_paw_dataset_is_a_setup_error():
@@ -179,7 +190,7 @@ name = "ase"
 params = { steps = 20, check_interval = 5, temperature_K = [300.0, 600.0], force_lower = 1e-6, force_upper = 1e3, energy_lower = 1e-9, energy_upper = 1e3 }
 
 [builders]
-sizes = [1, 2]
+sizes = [2, 2]
 kinds = { sc = 1.0 }
 
 [loop]

@@ -109,6 +109,18 @@ def test_molecules_without_periodicity_use_molecular_dft():
     assert np.abs(label.labels.forces).max() > 0.5
     radical = Atoms("OH", positions=[[0, 0, 0], [0.98, 0, 0]])  # odd electron count: UKS
     assert oracle.label(radical).info["method"] == "UKS"
+    assert "Threads 1" in label.info["log"] and "input file" not in label.info["log"]
+    two = PyscfOracle(molecular_basis="def2-svp", threads=2, min_distance=0.5).label(water)
+    assert "Threads 2" in two.info["log"]  # set in the child's environment, whatever ours is
+
+
+def test_spin_unrestricted_aluminium_is_not_magnetic():
+    atoms = bulk("Al", "fcc", a=4.05)
+    restricted = PyscfOracle(**TIGHT).label(atoms)
+    unrestricted = PyscfOracle(**TIGHT, spin=True).label(atoms)
+    assert restricted.info["method"] == "SmearingKRKS" and unrestricted.info["method"] == "SmearingKUKS"
+    assert unrestricted.labels.energy == pytest.approx(restricted.labels.energy, abs=1e-5)
+    np.testing.assert_allclose(unrestricted.labels.stress, restricted.labels.stress, atol=1e-6)
 
 
 def test_one_kpoint_rule_gamma_centred_from_a_density():
@@ -120,7 +132,7 @@ def test_one_kpoint_rule_gamma_centred_from_a_density():
     settings = PyscfOracle().settings()
     assert "Gamma-centred" in settings["periodic"]["kpoints"]["rule"]
     assert settings["periodic"]["density_fitting"] == "FFTDF"
-    assert PyscfOracle(kpoint_density=1.0).settings_hash != PyscfOracle().settings_hash
+    assert PyscfOracle(kpoint_density=1.5).settings_hash != PyscfOracle().settings_hash
     assert PyscfOracle(threads=2, max_seconds=60.0).settings_hash == PyscfOracle().settings_hash
 
 

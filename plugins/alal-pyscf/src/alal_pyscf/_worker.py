@@ -94,8 +94,10 @@ def _build(request: dict[str, Any], log_path: Path) -> Any:
     from pyscf.lib.exceptions import BasisNotFoundError
     from pyscf.pbc import gto as pbcgto
 
-    p, a = request["params"], request["atoms"]
+    import numpy as np
     from pyscf.data.elements import ELEMENTS
+
+    p, a = request["params"], request["atoms"]
 
     atom = [(ELEMENTS[z], xyz) for z, xyz in zip(a["numbers"], a["positions"])]
     nelectron = sum(a["numbers"])
@@ -107,7 +109,10 @@ def _build(request: dict[str, Any], log_path: Path) -> Any:
                                      pseudo=p["pseudo"], ke_cutoff=p["cutoff"] / HARTREE, verbose=4,
                                      output=str(log_path))
                 system.build()
-                system.spin = system.nelectron % 2  # per cell; even in total over an even k-mesh
+                # 2S: KUKS counts it over the whole k-mesh; KRKS ignores it (this value silences a
+                # warning about an odd electron count per cell, which is fine over an even mesh).
+                nk = int(np.prod(request["kpts"]))
+                system.spin = (system.nelectron * nk) % 2 if p["spin"] else system.nelectron % 2
             else:
                 system = gto.M(atom=atom, unit="Angstrom", basis=p["molecular_basis"], verbose=4,
                                output=str(log_path), spin=nelectron % 2)
@@ -125,7 +130,7 @@ def _method(system: Any, request: dict[str, Any], sigma: float) -> Any:
     from pyscf.pbc.scf.smearing import smearing
 
     p = request["params"]
-    unrestricted = p["spin"] or system.spin != 0 and not request["periodic"]
+    unrestricted = p["spin"] or (system.spin != 0 and not request["periodic"])  # odd molecules: UKS
     if request["periodic"]:
         kpts = system.make_kpts(request["kpts"], with_gamma_point=True)
         mf = (pbcdft.KUKS if unrestricted else pbcdft.KRKS)(system, kpts=kpts)
@@ -245,6 +250,9 @@ def _check(request: dict[str, Any]) -> dict[str, Any]:
 def main(argv: list[str]) -> int:
     request_path, parent = Path(argv[1]), int(argv[2])
     die_with_parent(parent)
+    import __main__
+
+    __main__.__dict__.pop("__file__", None)  # PySCF would copy this file into every log
     tmp = request_path.parent
     request = json.loads(request_path.read_text())
     try:

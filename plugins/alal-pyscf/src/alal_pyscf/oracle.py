@@ -94,7 +94,7 @@ class PyscfOracle(Oracle):
     name = "pyscf"
 
     def __init__(self, *, xc: str = "pbe", basis: str = "gth-dzvp", pseudo: str = "gth-pbe",
-                 cutoff: float = 600.0, kpoint_density: float = 1.5, smearing: float = 0.1,
+                 cutoff: float = 600.0, kpoint_density: float = 1.0, smearing: float = 0.1,
                  molecular_basis: str = "def2-svp", spin: bool = False, energy_tolerance: float = 1e-7,
                  max_cycles: int = 100, retries: int = 2, threads: int = 1, max_seconds: float = 3600.0,
                  min_distance: float = 1.0) -> None:
