@@ -59,24 +59,28 @@ def recipes(params: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _check(request: dict[str, Any]) -> dict[str, Any]:
-    """check_setup: GPAW imports and finds a PAW dataset for each element asked for."""
+    """check_setup: GPAW imports and finds a PAW dataset of the functional for each element asked
+    for (no element: for any element)."""
     try:
         import gpaw
     except ImportError as err:
         raise SetupProblem(f"GPAW cannot be imported ({err}); install it: see the alal-gpaw README") from err
-    paths = [str(p) for p in gpaw.setup_paths]
+    paths = [str(p) for p in gpaw.setup_paths if os.path.isdir(p)]
     xc = request["xc"]
-    missing = []
-    for symbol in request["elements"]:
-        names = (f"{symbol}.{xc}", f"{symbol}.{xc}.gz")
-        if not any(os.path.isfile(os.path.join(p, n)) for p in paths for n in names):
-            missing.append(symbol)
-    if missing or not paths:
+    suffixes = (f".{xc}", f".{xc}.gz")
+    if request["elements"]:
+        missing = [e for e in request["elements"]
+                   if not any(os.path.isfile(os.path.join(p, e + s)) for p in paths for s in suffixes)]
+    else:
+        missing = [] if any(n.endswith(suffixes) for p in paths for n in os.listdir(p)) else ["any element"]
+    if missing:
         where = ", ".join(paths) or "no directory"
+        example = missing[0] if missing[0] != "any element" else "Al"
         raise SetupProblem(
-            f"GPAW finds no {xc} PAW dataset for {', '.join(missing) or 'any element'} (searched {where}): "
-            f"`pip install gpaw-data`, or set GPAW_SETUP_PATH to a directory holding "
-            f"{(missing or ['Al'])[0]}.{xc}.gz (`gpaw install-data DIR` downloads them)")
+            f"GPAW finds no {xc} PAW dataset for {', '.join(missing)} (searched {where}): "
+            f"`pip install gpaw-data`, or set GPAW_SETUP_PATH to a directory holding {example}.{xc}.gz "
+            f"(`gpaw install-data DIR` downloads the standard ones; `gpaw dataset {example} -f {xc} -w` "
+            f"generates one that they lack)")
     return {"status": "ok", "setup_paths": paths, "gpaw_version": gpaw.__version__}
 
 

@@ -131,8 +131,9 @@ class GpawOracle(Oracle):
             raise OracleSetupError(f"GPAW cannot start: {err}") from err
 
     def check_setup(self) -> None:
-        """GPAW imports and finds its PAW datasets (for aluminium, as a probe)."""
-        self.check_elements(["Al"])
+        """GPAW imports and finds PAW datasets of the functional (``check_elements`` for given
+        elements)."""
+        self.check_elements([])
 
     def calculate(self, atoms: Atoms) -> Labels:
         kpts = kpoint_mesh(atoms, self.kpoint_density)

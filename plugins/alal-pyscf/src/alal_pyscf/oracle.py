@@ -150,8 +150,10 @@ class PyscfOracle(Oracle):
             raise OracleSetupError(f"PySCF cannot start: {err}") from err
 
     def check_setup(self) -> None:
-        """PySCF imports and knows the functional and the basis sets (for aluminium, as a probe)."""
-        self.check_elements(["Al"])
+        """PySCF imports and knows the functional, the basis sets and the pseudopotentials (probed
+        on hydrogen, which every GTH and molecular basis family covers; ``check_elements`` for
+        given elements)."""
+        self.check_elements(["H"])
 
     def calculate(self, atoms: Atoms) -> Labels:
         periodic = bool(atoms.pbc.any())
