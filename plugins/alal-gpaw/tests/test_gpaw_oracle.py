@@ -13,6 +13,7 @@ from ase import Atoms
 from ase.build import bulk
 
 pytest.importorskip("gpaw")
+pytest.importorskip("alal_gpaw")
 
 from alal.config import ConfigError, parse_config  # noqa: E402
 from alal.errors import CalculationError, InvalidInputError, OracleSetupError  # noqa: E402

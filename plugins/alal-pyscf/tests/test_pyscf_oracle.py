@@ -13,6 +13,7 @@ from ase import Atoms
 from ase.build import bulk, molecule
 
 pytest.importorskip("pyscf")
+pytest.importorskip("alal_pyscf")
 
 from alal.config import ConfigError, parse_config  # noqa: E402
 from alal.errors import CalculationError, InvalidInputError, OracleSetupError  # noqa: E402
