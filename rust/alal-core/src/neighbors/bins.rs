@@ -39,12 +39,6 @@ pub(super) struct Bins {
     /// Integer offset of each atom: `r = wrapped + offset · cell`.
     pub(super) offset: Vec<[i64; 3]>,
     pub(super) rows: [[f64; 3]; 3],
-    /// Number of bins searched around each bin.
-    pub(super) images: f64,
-    pub(super) n_atoms: usize,
-    /// Mean number density of the binned region, Å⁻³ (0 if it is flat), and the cutoff sphere's volume.
-    pub(super) density: f64,
-    pub(super) sphere_volume: f64,
     /// Atoms in the bins searched around each bin.
     pub(super) local_candidates: Vec<usize>,
     /// Share of the searched volume inside the cutoff sphere (1 when unknown).
@@ -231,26 +225,9 @@ impl Bins {
             wrapped,
             offset,
             rows,
-            images,
-            n_atoms,
-            density,
-            sphere_volume,
             local_candidates,
             sphere_fraction,
         })
-    }
-
-    /// A generous estimate of the number of pairs of `n` atoms, from the mean density of the
-    /// binned region (used to reserve memory once instead of growing).
-    pub(super) fn expected_pairs(&self, n: usize) -> usize {
-        let candidates = self.images * self.n_atoms as f64 / self.n_bins() as f64;
-        // Neighbours within the sphere at the mean density, capped by the candidates searched.
-        let per_atom = if self.density > 0.0 && self.density.is_finite() {
-            (1.05 * self.density * self.sphere_volume + 1.0).min(candidates)
-        } else {
-            0.3 * candidates
-        };
-        ((per_atom * n as f64) as usize).min(1 << 28)
     }
 
     /// Room to give a range of atoms in the shared output: the expected pairs from the local
@@ -262,10 +239,6 @@ impl Bins {
             total += c.min(1.25 * c * self.sphere_fraction + 4.0);
         }
         total as usize + 16
-    }
-
-    fn n_bins(&self) -> usize {
-        self.n[0] * self.n[1] * self.n[2]
     }
 
     pub(super) fn unflatten(&self, flat: usize) -> [i64; 3] {

@@ -57,7 +57,9 @@ pub fn neighbor_list(
         max_cutoff,
     };
     let run = |atoms: std::ops::Range<usize>| -> Result<PairList> {
-        let mut out = PairList::try_with_capacity(bins.expected_pairs(atoms.len()), options)?;
+        // Room from each atom's local density with a margin: an estimate from the mean density
+        // alone falls short for shells just inside the cutoff, and the regrowth copies everything.
+        let mut out = PairList::try_with_capacity(bins.capacity_for(atoms.clone()), options)?;
         fill_range(atoms, &search, &mut out);
         Ok(out)
     };
