@@ -394,6 +394,24 @@ def test_targets_and_their_errors(tiny_run, tmp_path, capsys):
     assert "unknown setting 'nonsense'" in capsys.readouterr().err
 
 
+def test_a_given_test_set_file(tiny_run, tmp_path, capsys):
+    from ase.io import write
+
+    frames = emt_aluminium(3, seed=5, sizes=(8, 16))
+    write(tmp_path / "test.extxyz", frames)
+    bare = [Atoms(f.numbers, positions=f.positions, cell=f.cell, pbc=True) for f in frames[:2]]
+    write(tmp_path / "bare.extxyz", bare)  # no labels: alal eval labels them with the oracle
+    for name, n_new in (("test.extxyz", 0), ("bare.extxyz", 2)):
+        out = tmp_path / name.split(".")[0]
+        assert cli(["eval", str(tiny_run), "--only", "test_set", "--test-set", str(tmp_path / name), "--json",
+                    "--no-progress", "--output", str(out)]) == 0
+        got = json.loads(capsys.readouterr().out)["properties"]["test_set"]["model"]
+        assert got["n_structures"] == len(frames if n_new == 0 else bare)
+        assert f"{n_new} labelled now by emt" in got["source"]
+    assert cli(["eval", str(tiny_run), "--only", "test_set", "--test-set", str(tmp_path / "missing.extxyz")]) == 2
+    assert "cannot read the test set" in capsys.readouterr().err
+
+
 def test_settings_parse_and_validate():
     assert parse_assignment("slab_size=3,2") == ("slab_size", (3, 2))
     assert parse_assignment("structure=none") == ("structure", None)

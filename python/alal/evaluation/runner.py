@@ -203,6 +203,9 @@ def evaluate(model_factory: CalcFactory, oracle_factory: CalcFactory, element: s
     outcomes = {n: Outcome(n) for n in names}
     info: dict[str, Any] = {}
     frames: tuple[Sequence[Atoms], str] | None = None
+    if "test_set" in names and test_frames is not None:  # first: a bad test file fails before hours of MD
+        frames = test_frames()
+        info["test_set"] = {"source": frames[1], "n_structures": len(frames[0])}
     bar = tqdm(tasks, desc="alal eval", unit="step", disable=None if progress else True, leave=False)
     for name, side in bar:
         spec, out = PROPERTIES[name], outcomes[name]
@@ -215,12 +218,9 @@ def evaluate(model_factory: CalcFactory, oracle_factory: CalcFactory, element: s
             continue
         extra: tuple[Any, ...] = ()
         if name == "test_set":
-            if test_frames is None:
+            if frames is None:
                 out.errors[side] = "no test set was given"
                 continue
-            if frames is None:
-                frames = test_frames()
-                info["test_set"] = {"source": frames[1], "n_structures": len(frames[0])}
             extra = (frames[0], frames[1])
         t0 = time.perf_counter()
         factory = model_factory if side == "model" else oracle_factory
@@ -229,8 +229,6 @@ def evaluate(model_factory: CalcFactory, oracle_factory: CalcFactory, element: s
         except NotApplicableError as err:
             out.not_applicable = str(err)
             continue
-        except KeyboardInterrupt:
-            raise
         except Exception as err:  # noqa: BLE001 - a poor potential may fail anywhere; report and go on
             log.warning("%s (%s) failed: %s: %s", name, side, type(err).__name__, err,
                         exc_info=log.isEnabledFor(logging.DEBUG))
