@@ -239,6 +239,13 @@ def test_a_misconfigured_oracle_stops_the_run_with_its_message(tmp_path, failing
     assert "cannot run" in err and "Al.pbe.UPF" in err
 
 
+def test_an_element_the_oracle_cannot_do_stops_the_run_before_any_work(tmp_path, capsys):
+    text = TINY.replace('elements = ["Al"]', 'elements = ["Fe"]')
+    assert cli(["run", str(_write(tmp_path, text)), "--no-progress"]) == 2
+    assert "EMT has no parameters for Fe" in capsys.readouterr().err
+    assert not any(Store.open(tmp_path / "runs" / "tiny").counts().values())
+
+
 def test_seed_data_is_imported_instead_of_random_cells(tmp_path):
     from ase.io import write
 

@@ -304,6 +304,10 @@ class Run:
         stop_reason = "max_generations"
         model_path: Path | None = None
         last: dict[str, Any] = {}
+        # A misconfigured oracle (missing code or data, an element it cannot do) stops the run
+        # here, before anything is sampled or labelled.
+        self.oracle.check_setup()
+        self.oracle.check_elements(list(cfg.run.elements))
         with make_executor(cfg.run.executor, cfg.run.workers) as pool:
             self._finish_unfinished(pool)
             if not history:

@@ -115,7 +115,7 @@ def _sampling_plot(run: Run, sampled: list[dict], path: Path) -> Path:
     for h in sampled:
         g = h["generation"]
         spreads = [(a.info.get("uncertainty") or {}).get("force_std_max") for a in run.store.structures(generation=g)]
-        spreads = [x for x in spreads if x is not None]
+        spreads = [x for x in spreads if x is not None and x > 0]  # log axis: a 1-atom cell's spread is 0
         if spreads:
             ax[2].scatter(np.full(len(spreads), g), spreads, s=10, alpha=0.6, c="C1")
     ax[2].set(xlabel="generation", ylabel="largest per-atom force σ (eV/Å)", yscale="log",

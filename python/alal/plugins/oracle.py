@@ -68,6 +68,11 @@ class Oracle(abc.ABC):
         """Called once before a run: raise :class:`OracleSetupError` if the oracle cannot work
         (executable or data missing). The default does nothing."""
 
+    def check_elements(self, symbols: list[str]) -> None:
+        """Called once before a run with the run's elements: raise :class:`OracleSetupError` for
+        elements the oracle cannot label (no parameters, no pseudopotential or PAW dataset). The
+        default accepts every element."""
+
     def cost(self, atoms: Atoms) -> float:
         """Relative cost of labelling ``atoms`` (default ∝ N³, as for DFT)."""
         return float(len(atoms)) ** 3
