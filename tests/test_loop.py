@@ -246,6 +246,23 @@ def test_an_element_the_oracle_cannot_do_stops_the_run_before_any_work(tmp_path,
     assert not any(Store.open(tmp_path / "runs" / "tiny").counts().values())
 
 
+def test_labels_made_with_other_oracle_settings_are_not_trained_on(tmp_path, capsys):
+    import numpy as np
+
+    from alal.builders import crystal
+    from alal.config import load_config
+    from alal.oracles.emt import EmtOracle
+
+    run = Run(load_config(_write(tmp_path)), tmp_path / "run", progress=False)
+    atoms = crystal("Al", "fcc", n_atoms=8, rattle=0.05, rng=np.random.default_rng(0))
+    (i,) = run.store.add_candidates([atoms], generation=0)
+    run.store.queue([i])
+    run.store.record_label(i, EmtOracle().label(atoms), oracle="emt", settings_hash="0123456789abcdef")
+    assert cli(["run", str(tmp_path / "run"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "mixes oracle settings" in err and "0123456789abcdef" in err and run.oracle.settings_hash in err
+
+
 def test_seed_data_is_imported_instead_of_random_cells(tmp_path):
     from ase.io import write
 

@@ -40,8 +40,9 @@ __all__ = ["Run", "RunSummary", "resolve_run"]
 
 log = logging.getLogger(__name__)
 
-# Settings that do not change results and may differ when a run is resumed.
-_RUNTIME_KEYS = {("run", "workers"), ("run", "executor")}
+# Settings that do not change results and may differ when a run is resumed (the directory too: the
+# same run may be reached by another path, or have been moved).
+_RUNTIME_KEYS = {("run", "workers"), ("run", "executor"), ("run", "directory")}
 
 
 @dataclass
@@ -239,6 +240,21 @@ class Run:
             valid.append(train.pop())
         return train, valid
 
+    def _check_one_oracle_setting(self, labelled: list[Atoms]) -> None:
+        """Refuse to train on labels made with other oracle settings than this run's (a changed
+        k-point rule or cutoff shifts energies by more than the errors aimed at). Imported seed
+        data carry no settings and are the user's explicit choice."""
+        mine = (self.oracle_name, self.oracle.settings_hash)
+        other = Counter((a.info.get("oracle"), a.info.get("settings_hash")) for a in labelled
+                        if a.info.get("settings_hash") is not None
+                        and (a.info.get("oracle"), a.info.get("settings_hash")) != mine)
+        if other:
+            found = ", ".join(f"{n} labelled by {o} with settings {h}" for (o, h), n in other.items())
+            raise OracleSetupError(
+                f"the data set mixes oracle settings: {found}, but this run's {mine[0]} oracle has "
+                f"settings {mine[1]}; labels made with different settings cannot train one potential "
+                f"(start a new run directory, or export the data and relabel it)")
+
     def _train(self, generation: int) -> tuple[Model, dict[str, Any]]:
         path = self.model_path(generation)
         if path.is_file():
@@ -247,7 +263,9 @@ class Run:
             info = json.loads(info_path.read_text()) if info_path.is_file() else {}
             return load_model(path), info
         cfg = self.config
-        train, valid = self._split(self.store.labelled())
+        labelled = self.store.labelled()
+        self._check_one_oracle_setting(labelled)
+        train, valid = self._split(labelled)
         cls = model_class(cfg.model.name)
         kwargs = _plugin_kwargs(cls, {"elements": tuple(cfg.run.elements), "seed": cfg.run.seed,
                                       "progress": self.progress}, dict(cfg.model.params))
