@@ -196,6 +196,28 @@ def first_reaching(curve: list[dict], target: float, key: str) -> float | None:
     return next((p[key] for p in curve if p["force_rmse"] <= target), None)
 
 
+def plot(curves: dict[str, list[dict]], path: Path) -> None:
+    """Test force RMSE against labels and against oracle cost, one line per curve."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    for ax, key, xlabel in zip(axes, ("labels", "cost_32"), ("oracle labels", "oracle cost, Σ (N/32)³")):
+        for name, style, label in (("active_learning", "o-", "active learning"),
+                                   ("random_md", "s--", "random MD sampling (same loop, no uncertainty)"),
+                                   ("emt_driven_md", "^:", "EMT-driven MD frames (MD steps not counted)")):
+            ax.plot([p[key] for p in curves[name]], [p["force_rmse"] for p in curves[name]], style, label=label)
+        ax.axhline(TARGET, c="gray", ls=":", label=f"{TARGET} eV/Å")
+        ax.set(xlabel=xlabel, yscale="log")
+    axes[0].set(ylabel="test force RMSE (eV/Å)")
+    fig.suptitle("EMT aluminium: data vs accuracy on an independent test set")
+    axes[1].legend(fontsize=8, loc="upper right")
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true")
@@ -238,24 +260,8 @@ def main() -> int:
     suffix = "_quick" if args.quick else ""
     args.out_dir.mkdir(parents=True, exist_ok=True)
     (args.out_dir / f"results_al_efficiency{suffix}.json").write_text(json.dumps(result, indent=1))
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
-    for ax, key, xlabel in zip(axes, ("labels", "cost_32"), ("oracle labels", "oracle cost, Σ (N/32)³")):
-        for name, style, label in (("active_learning", "o-", "active learning"),
-                                   ("random_md", "s--", "random MD sampling (same loop, no uncertainty)"),
-                                   ("emt_driven_md", "^:", "EMT-driven MD frames (MD steps not counted)")):
-            ax.plot([p[key] for p in curves[name]], [p["force_rmse"] for p in curves[name]], style, label=label)
-        ax.axhline(TARGET, c="gray", ls=":", label=f"{TARGET} eV/Å")
-        ax.set(xlabel=xlabel, yscale="log")
-    axes[0].set(ylabel="test force RMSE (eV/Å)")
-    fig.suptitle("EMT aluminium: data vs accuracy on an independent test set")
-    axes[0].legend()
     (args.out_dir / "figures").mkdir(exist_ok=True)
-    fig.savefig(args.out_dir / "figures" / f"al_efficiency{suffix}.png", dpi=110, bbox_inches="tight")
+    plot(curves, args.out_dir / "figures" / f"al_efficiency{suffix}.png")
     print(json.dumps({k: v for k, v in result.items() if k != "config"}, indent=1))
     return 0
 

@@ -1027,12 +1027,13 @@ def write_report(res: dict[str, Any], path: Path) -> None:
         L.append("")
     L.append("Raw numbers (all samples, CPU times, check details, skip reasons): `benches/results.json`.")
     text = "\n".join(L) + "\n"
-    # keep the section that bench_model.py writes between its markers, at the end
-    begin, end = "<!-- bench_model:begin -->", "<!-- bench_model:end -->"
+    # keep the sections written by the other benchmarks between their markers, at the end
     old = path.read_text() if path.exists() else ""
-    i, j = old.find(begin), old.find(end)
-    if 0 <= i < j:
-        text += "\n" + old[i:j + len(end)] + "\n"
+    for name in ("bench_model", "al_efficiency", "eval"):
+        begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+        i, j = old.find(begin), old.find(end)
+        if 0 <= i < j:
+            text += "\n" + old[i:j + len(end)] + "\n"
     path.write_text(text)
 
 
