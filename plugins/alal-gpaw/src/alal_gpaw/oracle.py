@@ -1,6 +1,6 @@
 """The ``gpaw`` oracle: plane-wave PAW DFT with GPAW (PBE by default).
 
-Each label runs in a child process (see :mod:`alal_gpaw._child`): the thread counts are set before
+Each label runs in a child process (see :mod:`alal.plugins.child_process`): the thread counts are set before
 GPAW is imported, ``max_seconds`` holds wherever the task runs, and a crash fails one label only.
 """
 
@@ -16,7 +16,7 @@ from ase import Atoms
 
 from alal.errors import CalculationError, InvalidInputError, OracleSetupError
 from alal.plugins import Label, Labels, Oracle
-from alal_gpaw._child import run_child
+from alal.plugins.child_process import run_child
 
 __all__ = ["KPOINT_RULE", "GpawOracle", "kpoint_mesh"]
 

@@ -1,7 +1,7 @@
 """The ``pyscf`` oracle: Kohn–Sham DFT with PySCF, periodic (Gaussian basis, GTH pseudopotentials,
 k-points, FFT density fitting) or molecular (all-electron, for clusters without periodicity).
 
-Each label runs in a child process (see :mod:`alal_pyscf._child`): the thread counts are set before
+Each label runs in a child process (see :mod:`alal.plugins.child_process`): the thread counts are set before
 PySCF is imported, ``max_seconds`` holds wherever the task runs, and a crash fails one label only.
 """
 
@@ -17,7 +17,7 @@ from ase import Atoms
 
 from alal.errors import CalculationError, InvalidInputError, OracleSetupError
 from alal.plugins import Label, Labels, Oracle
-from alal_pyscf._child import run_child
+from alal.plugins.child_process import run_child
 
 __all__ = ["KPOINT_RULE", "PyscfOracle", "kpoint_mesh"]
 

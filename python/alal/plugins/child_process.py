@@ -1,4 +1,5 @@
-"""One calculation in a child Python process, under a wall-time limit.
+"""One oracle calculation in a child Python process, under a wall-time limit: a helper for oracle
+plugins that drive a numerical code (the ``gpaw`` and ``pyscf`` plugins use it).
 
 Why a child process: the limit must hold wherever the task runs (a worker process's main thread, a
 Dask worker's thread) and even inside a long C or Fortran call, where a Python signal handler would
@@ -11,8 +12,9 @@ and covers every retry recipe of the label; a killed calculation leaves nothing 
 recipe it was running; on Linux the child dies with the process that started it.
 
 The protocol: ``python -m <worker> request.json <parent pid>`` in a temporary directory; the
-worker writes ``result.json`` there (``{"status": "ok" | "calculation" | "setup", ...}``) and
-``progress.json`` as it goes.
+worker (the plugin's own module, which need not import alal) writes ``result.json`` there
+(``{"status": "ok" | "calculation" | "setup", "reason": ...}``) and ``progress.json``
+(``{"recipe": ...}``) as it goes, each by an atomic rename.
 """
 
 from __future__ import annotations
