@@ -103,3 +103,28 @@ def test_emt_passes_the_oracle_conformance_checks():
     atoms = bulk("Al", "fcc", a=4.05, cubic=True)
     atoms.rattle(0.05, seed=1)
     check_oracle(EmtOracle(), atoms)
+
+
+def test_an_oracle_may_return_info_kept_with_its_label():
+    class Logged(EmtOracle):
+        name = "logged"
+
+        def calculate(self, atoms):
+            return super().calculate(atoms), {"log": "converged in 1 step", "recipe": "configured"}
+
+    atoms = bulk("Al", "fcc", a=4.05, cubic=True)
+    label = Logged().label(atoms)
+    assert label.info == {"log": "converged in 1 step", "recipe": "configured"}
+    assert label.labels.forces.shape == (4, 3) and label.seconds >= 0
+    assert EmtOracle().label(atoms).info == {}
+
+
+def test_the_kpoint_rule_is_gamma_centred_from_a_density():
+    from alal.plugins.kpoints import kpoint_mesh
+
+    cubic = bulk("Al", "fcc", a=4.05, cubic=True)
+    assert kpoint_mesh(cubic, 3.5) == (6, 6, 6)  # ceil(2π/4.05 × 3.5) = ceil(5.43)
+    assert kpoint_mesh(cubic.repeat((2, 1, 3)), 3.5) == (3, 6, 2)
+    slab = cubic.copy()
+    slab.pbc = (True, True, False)
+    assert kpoint_mesh(slab, 3.5) == (6, 6, 1)

@@ -60,8 +60,10 @@ class Oracle(abc.ABC):
         hashed into :attr:`settings_hash` and stored with every label."""
 
     @abc.abstractmethod
-    def calculate(self, atoms: Atoms) -> Labels:
-        """Label one (already checked) structure. Raise :class:`CalculationError` when this
+    def calculate(self, atoms: Atoms) -> Labels | tuple[Labels, dict[str, Any]]:
+        """Label one (already checked) structure: its :class:`Labels`, or ``(labels, info)`` with
+        anything JSON-serialisable to keep beside the label (the code's log, the recipe that
+        converged...; it becomes :attr:`Label.info`). Raise :class:`CalculationError` when this
         calculation fails, :class:`OracleSetupError` when no calculation can succeed."""
 
     def check_setup(self) -> None:
@@ -88,13 +90,14 @@ class Oracle(abc.ABC):
         check_geometry(atoms, min_distance=self.min_distance)
         start = time.perf_counter()
         try:
-            labels = self.calculate(atoms.copy())
+            result = self.calculate(atoms.copy())
         except OracleError:
             raise
         except Exception as err:  # noqa: BLE001 - a calculator may fail in any way
             raise CalculationError(f"{self.name} failed on {atoms.get_chemical_formula()}: "
                                    f"{type(err).__name__}: {err}") from err
         seconds = time.perf_counter() - start
+        labels, info = result if isinstance(result, tuple) else (result, {})
         n = len(atoms)
         if labels.forces.shape != (n, 3):
             raise OracleSetupError(f"{self.name} returned forces of shape {labels.forces.shape} for {n} atoms")
@@ -102,7 +105,7 @@ class Oracle(abc.ABC):
             labels.stress is None or np.isfinite(labels.stress).all())
         if not finite:
             raise CalculationError(f"{self.name} returned non-finite labels for {atoms.get_chemical_formula()}")
-        return Label(labels, seconds)
+        return Label(labels, seconds, dict(info))
 
 
 class AseCalculatorOracle(Oracle):

@@ -6,35 +6,21 @@ GPAW is imported, ``max_seconds`` holds wherever the task runs, and a crash fail
 
 from __future__ import annotations
 
-import dataclasses
 import math
-import threading
 from typing import Any
 
 import numpy as np
 from ase import Atoms
 
 from alal.errors import CalculationError, InvalidInputError, OracleSetupError
-from alal.plugins import Label, Labels, Oracle
+from alal.plugins import Labels, Oracle
 from alal.plugins.child_process import run_child
+from alal.plugins.kpoints import KPOINT_RULE, kpoint_mesh
 
 __all__ = ["KPOINT_RULE", "GpawOracle", "kpoint_mesh"]
 
 XC = ("PBE", "LDA", "RPBE", "revPBE")
 """Functionals with their own PAW datasets in gpaw-data."""
-
-KPOINT_RULE = ("Gamma-centred Monkhorst-Pack; n_i = max(1, ceil(2*pi*|b_i|*density)) along periodic "
-               "axes (b_i reciprocal vectors without 2*pi, 1/Å), 1 along non-periodic axes")
-
-
-def kpoint_mesh(atoms: Atoms, density: float) -> tuple[int, int, int]:
-    """The Γ-centred mesh of ``atoms`` for a k-point ``density`` (points per Å⁻¹ of reciprocal
-    length, as ASE's ``kptdensity``): the spacing of the mesh is at most ``1/density`` Å⁻¹ (2π
-    included) along every periodic axis, so cells of any size get the same sampling."""
-    lengths = np.linalg.norm(atoms.cell.reciprocal(), axis=1)
-    return tuple(max(1, math.ceil(2 * math.pi * float(b) * density - 1e-6)) if periodic else 1
-                 for b, periodic in zip(lengths, atoms.pbc))  # type: ignore[return-value]
-
 
 def _number(name: str, value: Any, unit: str, *, minimum: float = 0.0, strict: bool = True) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or (
@@ -100,7 +86,6 @@ class GpawOracle(Oracle):
         self.retries = _integer("retries", retries, 0, 2)
         self.threads = _integer("threads", threads, 1)
         self.max_seconds = _number("max_seconds", max_seconds, "s")
-        self._local = threading.local()
 
     def settings(self) -> dict[str, Any]:
         return {
@@ -135,7 +120,10 @@ class GpawOracle(Oracle):
         elements)."""
         self.check_elements([])
 
-    def calculate(self, atoms: Atoms) -> Labels:
+    def calculate(self, atoms: Atoms) -> tuple[Labels, dict[str, Any]]:
+        """The labels, and GPAW's record for ``Label.info``: ``energy_free`` (the
+        energy label), ``energy_extrapolated`` (to zero width), ``kpts``, ``recipe``, ``attempts``,
+        ``scf_iterations``, ``gpaw_version`` and ``log`` (GPAW's text output)."""
         kpts = kpoint_mesh(atoms, self.kpoint_density)
         stress = bool(atoms.pbc.all())
         request = {"params": self._params(), "kpts": list(kpts), "stress": stress,
@@ -148,14 +136,6 @@ class GpawOracle(Oracle):
             raise CalculationError(f"gpaw on {formula} (k-points {kpts[0]}x{kpts[1]}x{kpts[2]}): {err}") from err
         except OracleSetupError as err:
             raise OracleSetupError(f"gpaw: {err}") from err
-        self._local.info = result["info"]
-        return Labels(float(result["energy"]), np.array(result["forces"], dtype=np.float64).reshape(len(atoms), 3),
-                      None if result["stress"] is None else np.array(result["stress"], dtype=np.float64))
-
-    def label(self, atoms: Atoms) -> Label:
-        """As :meth:`Oracle.label`, with GPAW's record in ``Label.info``: ``energy_free`` (the
-        energy label), ``energy_extrapolated`` (to zero width), ``kpts``, ``recipe``, ``attempts``,
-        ``scf_iterations``, ``gpaw_version`` and ``log`` (GPAW's text output)."""
-        self._local.info = {}
-        label = super().label(atoms)
-        return dataclasses.replace(label, info=dict(self._local.info))
+        labels = Labels(float(result["energy"]), np.array(result["forces"], dtype=np.float64).reshape(len(atoms), 3),
+                        None if result["stress"] is None else np.array(result["stress"], dtype=np.float64))
+        return labels, result["info"]

@@ -7,32 +7,18 @@ PySCF is imported, ``max_seconds`` holds wherever the task runs, and a crash fai
 
 from __future__ import annotations
 
-import dataclasses
 import math
-import threading
 from typing import Any
 
 import numpy as np
 from ase import Atoms
 
 from alal.errors import CalculationError, InvalidInputError, OracleSetupError
-from alal.plugins import Label, Labels, Oracle
+from alal.plugins import Labels, Oracle
 from alal.plugins.child_process import run_child
+from alal.plugins.kpoints import KPOINT_RULE, kpoint_mesh
 
 __all__ = ["KPOINT_RULE", "PyscfOracle", "kpoint_mesh"]
-
-KPOINT_RULE = ("Gamma-centred Monkhorst-Pack; n_i = max(1, ceil(2*pi*|b_i|*density)) along periodic "
-               "axes (b_i reciprocal vectors without 2*pi, 1/Å), 1 along non-periodic axes")
-
-
-def kpoint_mesh(atoms: Atoms, density: float) -> tuple[int, int, int]:
-    """The Γ-centred mesh of ``atoms`` for a k-point ``density`` (points per Å⁻¹ of reciprocal
-    length, as ASE's ``kptdensity``): the spacing of the mesh is at most ``1/density`` Å⁻¹ (2π
-    included) along every periodic axis, so cells of any size get the same sampling."""
-    lengths = np.linalg.norm(atoms.cell.reciprocal(), axis=1)
-    return tuple(max(1, math.ceil(2 * math.pi * float(b) * density - 1e-6)) if periodic else 1
-                 for b, periodic in zip(lengths, atoms.pbc))  # type: ignore[return-value]
-
 
 def _number(name: str, value: Any, unit: str, *, minimum: float = 0.0, strict: bool = True) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or (
@@ -114,7 +100,6 @@ class PyscfOracle(Oracle):
         self.retries = _integer("retries", retries, 0, 2)
         self.threads = _integer("threads", threads, 1)
         self.max_seconds = _number("max_seconds", max_seconds, "s")
-        self._local = threading.local()
 
     def settings(self) -> dict[str, Any]:
         return {
@@ -155,7 +140,11 @@ class PyscfOracle(Oracle):
         given elements)."""
         self.check_elements(["H"])
 
-    def calculate(self, atoms: Atoms) -> Labels:
+    def calculate(self, atoms: Atoms) -> tuple[Labels, dict[str, Any]]:
+        """The labels, and PySCF's record for ``Label.info``: ``mode``, ``method``,
+        ``kpts`` and ``mesh`` (periodic), ``energy_free`` (the label), ``energy_internal`` and
+        ``energy_zero_width`` (smeared cells), ``recipe``, ``attempts``, ``scf_iterations``,
+        ``pyscf_version`` and ``log`` (PySCF's text output)."""
         periodic = bool(atoms.pbc.any())
         kpts = kpoint_mesh(atoms, self.kpoint_density) if periodic else (1, 1, 1)
         request = {"params": self._params(), "periodic": periodic, "kpts": list(kpts),
@@ -170,15 +159,6 @@ class PyscfOracle(Oracle):
             raise CalculationError(f"{where}: {err}") from err
         except OracleSetupError as err:
             raise OracleSetupError(f"pyscf: {err}") from err
-        self._local.info = result["info"]
-        return Labels(float(result["energy"]), np.array(result["forces"], dtype=np.float64).reshape(len(atoms), 3),
-                      None if result["stress"] is None else np.array(result["stress"], dtype=np.float64))
-
-    def label(self, atoms: Atoms) -> Label:
-        """As :meth:`Oracle.label`, with PySCF's record in ``Label.info``: ``mode``, ``method``,
-        ``kpts`` and ``mesh`` (periodic), ``energy_free`` (the label), ``energy_internal`` and
-        ``energy_zero_width`` (smeared cells), ``recipe``, ``attempts``, ``scf_iterations``,
-        ``pyscf_version`` and ``log`` (PySCF's text output)."""
-        self._local.info = {}
-        label = super().label(atoms)
-        return dataclasses.replace(label, info=dict(self._local.info))
+        labels = Labels(float(result["energy"]), np.array(result["forces"], dtype=np.float64).reshape(len(atoms), 3),
+                        None if result["stress"] is None else np.array(result["stress"], dtype=np.float64))
+        return labels, result["info"]
