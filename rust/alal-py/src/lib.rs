@@ -8,6 +8,11 @@ mod neighbors;
 
 use pyo3::prelude::*;
 
+/// Rust allocations of the module (pair lists, descriptors, gradients, whose buffers NumPy then
+/// owns and frees through Rust) come from mimalloc: see Cargo.toml.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Forget the thread pools inherited through `fork()` (called by `alal` in the child process).
 #[pyfunction]
 fn _reset_after_fork() {

@@ -70,8 +70,8 @@ pub(crate) struct Scratch {
 }
 
 /// `u[q] = Σ_z table[z·width + q] · a[z]` and `v[q] = Σ_z table[z·width + q] · da[z]`, in blocks
-/// of `L` columns held in registers across the sum over `z` (the same operations, in the same
-/// order, as the plain loop over `z` then `q`).
+/// of `L` (then `H`) columns held in registers across the sum over `z` (the same operations, in
+/// the same order, as the plain loop over `z` then `q`).
 #[inline(always)]
 fn contract_sections(
     table: &[f64],
@@ -99,7 +99,24 @@ fn contract_sections(
         v[q..q + L].copy_from_slice(&vb);
         q += L;
     }
-    for q in full..width {
+    // A block of four (one AVX2 register: all of it for one committee member and four shifts).
+    const H: usize = 4;
+    let half = full + (width - full) / H * H;
+    while q < half {
+        let (mut ub, mut vb) = ([0.0f64; H], [0.0f64; H]);
+        for z in 0..n_z {
+            let row = &table[z * width + q..z * width + q + H];
+            let (az, daz) = (a[z], da[z]);
+            for l in 0..H {
+                ub[l] += row[l] * az;
+                vb[l] += row[l] * daz;
+            }
+        }
+        u[q..q + H].copy_from_slice(&ub);
+        v[q..q + H].copy_from_slice(&vb);
+        q += H;
+    }
+    for q in half..width {
         let (mut uq, mut vq) = (0.0, 0.0);
         for z in 0..n_z {
             let g = table[z * width + q];
