@@ -312,3 +312,25 @@ def test_every_start_kind_builds():
         atoms = draw_start(BuilderConfig(sizes=(16, 40), kinds={kind: 1.0}), ("Al",), rng)
         assert atoms.info["builder"] == kind and 8 <= len(atoms) <= 64
         assert min_distance(atoms) > 1.5
+
+
+def test_cold_fraction_leaves_that_share_of_crystals_unrattled():
+    from alal.config import BuilderConfig
+    from alal.starts import draw_start
+
+    def is_perfect(atoms) -> bool:
+        # An unrattled (strained) fcc crystal: every atom has the same sorted distances to the others.
+        d = np.sort(atoms.get_all_distances(mic=True), axis=1)
+        return bool(np.allclose(d, d[0], atol=1e-8))
+
+    rng = np.random.default_rng(3)
+    cold = [is_perfect(draw_start(BuilderConfig(sizes=(16, 32), kinds={"fcc": 1.0}, cold_fraction=0.5),
+                                  ("Al",), rng)) for _ in range(60)]
+    assert 15 <= sum(cold) <= 45  # binomial(60, 0.5): outside only with probability < 1e-4
+    rng = np.random.default_rng(3)
+    assert not any(is_perfect(draw_start(BuilderConfig(sizes=(16, 32), kinds={"fcc": 1.0}), ("Al",), rng))
+                   for _ in range(10))
+    # Without cold cells, the random stream (and so every start) is what it was before the option.
+    a = draw_start(BuilderConfig(sizes=(16, 32)), ("Al",), np.random.default_rng(5))
+    b = draw_start(BuilderConfig(sizes=(16, 32), cold_fraction=0.0), ("Al",), np.random.default_rng(5))
+    assert np.array_equal(a.positions, b.positions)

@@ -32,6 +32,7 @@ def test_example_config_loads_and_round_trips(tmp_path):
         ({"builders": {"sizes": [64, 16]}}, "builders.sizes"),
         ({"builders": {"kinds": {"fcc": 1.0, "quasicrystal": 1.0}}}, "builders.kinds.quasicrystal"),
         ({"builders": {"volume_per_atom": [10.0]}}, "builders.volume_per_atom: expected 2 values"),
+        ({"builders": {"cold_fraction": 1.5}}, "builders.cold_fraction: must be in"),
         ({"model": {"name": "nope"}}, "model.name: no model plugin named 'nope'"),
         ({"model": {"name": "ani", "params": {"n_member": 4}}}, "model.params.n_member: not a parameter"),
         ({"oracle": {"name": "emt", "params": {"xc": "PBE"}}}, "oracle.params.xc"),

@@ -64,6 +64,10 @@ class BuilderConfig:
     """Largest linear strain of crystals."""
     rattle: float = 0.1
     """Gaussian rattle of crystals, Å."""
+    cold_fraction: float = 0.0
+    """Share of crystal and vacancy cells left unrattled (strained only): 0 K lattices, whose
+    energy–strain curvature (bulk modulus, elastic constants, phonons) thermal frames alone do
+    not pin down."""
     volume_per_atom: tuple[float, float] = (14.0, 22.0)
     """Range of the volume per atom of random boxes, Å³."""
     min_distance: float = 2.0
@@ -230,6 +234,8 @@ def _check_values(cfg: Config) -> None:
         raise ConfigError(f"builders.volume_per_atom: need 0 < min <= max, got {list(b.volume_per_atom)}")
     positive("builders.min_distance", b.min_distance)
     positive("builders.rattle", b.rattle, allow_zero=True)
+    if not 0 <= b.cold_fraction <= 1:
+        raise ConfigError(f"builders.cold_fraction: must be in [0, 1], got {b.cold_fraction}")
     positive("builders.strain", b.strain, allow_zero=True)
     for name in ("max_generations", "initial_structures", "samplers", "batch_size", "oracle_budget"):
         positive(f"loop.{name}", getattr(lp, name))

@@ -41,7 +41,10 @@ def draw_start(cfg: BuilderConfig, elements: tuple[str, ...], rng: np.random.Gen
     strain = np.eye(3) + rng.uniform(-cfg.strain, cfg.strain, size=(3, 3)) * np.tri(3).T
     if kind in _CRYSTALS or kind == "vacancy":
         structure = "fcc" if kind == "vacancy" else kind
-        atoms = builders.crystal(symbol, structure, n_atoms=target, strain=strain, rattle=cfg.rattle, rng=rng)
+        # Drawn only when asked for, so that configs without cold cells keep their random stream.
+        cold = cfg.cold_fraction > 0 and bool(rng.random() < cfg.cold_fraction)
+        rattle = 0.0 if cold else cfg.rattle
+        atoms = builders.crystal(symbol, structure, n_atoms=target, strain=strain, rattle=rattle, rng=rng)
         if kind == "vacancy" and len(atoms) > 2:
             atoms = builders.vacancies(atoms, int(rng.integers(1, 3)), rng=rng)
     elif kind == "interstitial":
