@@ -70,8 +70,8 @@ pub(crate) struct Scratch {
 }
 
 /// `u[q] = Σ_z table[z·width + q] · a[z]` and `v[q] = Σ_z table[z·width + q] · da[z]`, in blocks
-/// of `L` (then `H`) columns held in registers across the sum over `z` (the same operations, in
-/// the same order, as the plain loop over `z` then `q`).
+/// of columns held in registers across the sum over `z` (the same operations, in the same order,
+/// as the plain loop over `z` then `q`).
 #[inline(always)]
 fn contract_sections(
     table: &[f64],
@@ -81,51 +81,43 @@ fn contract_sections(
     u: &mut [f64],
     v: &mut [f64],
 ) {
-    const L: usize = 8;
+    // Blocks of eight columns, then of four (one AVX2 register: all of it for one committee
+    // member and four shifts), then single columns.
+    let mut q = contract_blocks::<8>(table, width, 0, a, da, u, v);
+    q = contract_blocks::<4>(table, width, q, a, da, u, v);
+    contract_blocks::<1>(table, width, q, a, da, u, v);
+}
+
+/// The columns `q0..` of [`contract_sections`] in whole blocks of `W`, each held in registers across
+/// the sum over `z`; returns the first column not done.
+#[inline(always)]
+fn contract_blocks<const W: usize>(
+    table: &[f64],
+    width: usize,
+    q0: usize,
+    a: &[f64],
+    da: &[f64],
+    u: &mut [f64],
+    v: &mut [f64],
+) -> usize {
     let n_z = a.len();
-    let full = width - width % L;
-    let mut q = 0;
-    while q < full {
-        let (mut ub, mut vb) = ([0.0f64; L], [0.0f64; L]);
+    let end = q0 + (width - q0) / W * W;
+    let mut q = q0;
+    while q < end {
+        let (mut ub, mut vb) = ([0.0f64; W], [0.0f64; W]);
         for z in 0..n_z {
-            let row = &table[z * width + q..z * width + q + L];
+            let row = &table[z * width + q..z * width + q + W];
             let (az, daz) = (a[z], da[z]);
-            for l in 0..L {
+            for l in 0..W {
                 ub[l] += row[l] * az;
                 vb[l] += row[l] * daz;
             }
         }
-        u[q..q + L].copy_from_slice(&ub);
-        v[q..q + L].copy_from_slice(&vb);
-        q += L;
+        u[q..q + W].copy_from_slice(&ub);
+        v[q..q + W].copy_from_slice(&vb);
+        q += W;
     }
-    // A block of four (one AVX2 register: all of it for one committee member and four shifts).
-    const H: usize = 4;
-    let half = full + (width - full) / H * H;
-    while q < half {
-        let (mut ub, mut vb) = ([0.0f64; H], [0.0f64; H]);
-        for z in 0..n_z {
-            let row = &table[z * width + q..z * width + q + H];
-            let (az, daz) = (a[z], da[z]);
-            for l in 0..H {
-                ub[l] += row[l] * az;
-                vb[l] += row[l] * daz;
-            }
-        }
-        u[q..q + H].copy_from_slice(&ub);
-        v[q..q + H].copy_from_slice(&vb);
-        q += H;
-    }
-    for q in half..width {
-        let (mut uq, mut vq) = (0.0, 0.0);
-        for z in 0..n_z {
-            let g = table[z * width + q];
-            uq += g * a[z];
-            vq += g * da[z];
-        }
-        u[q] = uq;
-        v[q] = vq;
-    }
+    end
 }
 
 /// Precomputed constants of a parameter set.
