@@ -324,9 +324,11 @@ def test_cold_fraction_leaves_that_share_of_crystals_unrattled():
         return bool(np.allclose(d, d[0], atol=1e-8))
 
     rng = np.random.default_rng(3)
-    cold = [is_perfect(draw_start(BuilderConfig(sizes=(16, 32), kinds={"fcc": 1.0}, cold_fraction=0.5),
-                                  ("Al",), rng)) for _ in range(60)]
+    starts = [draw_start(BuilderConfig(sizes=(16, 32), kinds={"fcc": 1.0}, cold_fraction=0.5), ("Al",), rng)
+              for _ in range(60)]
+    cold = [is_perfect(a) for a in starts]
     assert 15 <= sum(cold) <= 45  # binomial(60, 0.5): outside only with probability < 1e-4
+    assert cold == [a.info.get("cold", False) for a in starts]  # marked, for the samplers
     rng = np.random.default_rng(3)
     assert not any(is_perfect(draw_start(BuilderConfig(sizes=(16, 32), kinds={"fcc": 1.0}), ("Al",), rng))
                    for _ in range(10))

@@ -248,6 +248,21 @@ def test_warm_up_that_reaches_known_ground_goes_on_checking_every_interval(fcc):
     assert (result.steps, result.checks) == (40, 6)  # 0, 5, 15, 25, 35, 40
 
 
+def test_a_cold_start_is_labelled_as_built_without_warm_up(fcc):
+    """An unrattled crystal (``builders.cold_fraction``) asks about the 0 K lattice itself."""
+    cold = fcc.copy()
+    cold.info["cold"] = True
+    model = StubModel(force=lambda k: 0.5)
+    result = AseEngine(force_lower=0.1, force_upper=1.0).sample(model, cold, seed=0,
+                                                                 protocol=protocol(warmup_steps=15))
+    assert result.verdict == "candidate" and (result.steps, result.checks) == (0, 1)
+    (frame,) = result.candidates
+    assert frame.info["step"] == 0 and frame.info["cold"] is True
+    wrapped = cold.copy()
+    wrapped.wrap()
+    assert np.allclose(frame.positions, wrapped.positions)
+
+
 def test_an_unreliable_warm_up_falls_back_to_the_start(fcc):
     model = StubModel(force=lambda k: 0.5 if k == 0 else 5.0)
     result = AseEngine(force_lower=0.1, force_upper=1.0).sample(model, fcc, seed=0,

@@ -118,6 +118,29 @@ def test_stress_is_the_strain_derivative(model64):
         assert stress[v] == pytest.approx(d_e / atoms.get_volume(), rel=1e-5, abs=1e-9)
 
 
+@pytest.mark.parametrize("activation", ["silu", "softplus", "tanh"])
+def test_smooth_activations_give_forces_that_are_the_energy_gradient(activation, data, tmp_path):
+    model = AniModel(n_members=2, hidden=(16, 16), dtype="float64", max_epochs=2, progress=False,
+                     activation=activation)
+    model.fit(data[:4])
+    atoms = bulk("Al", "fcc", a=4.05, cubic=True)
+    atoms.rattle(0.1, seed=3)
+    pred = model.predict(atoms, calibrated=False)[0]
+    h = 1e-5
+    for a, c in [(0, 0), (2, 1), (3, 2)]:
+        plus, minus = atoms.copy(), atoms.copy()
+        plus.positions[a, c] += h
+        minus.positions[a, c] -= h
+        fd = -(model.predict(plus)[0].energy - model.predict(minus)[0].energy) / (2 * h)
+        assert pred.forces[a, c] == pytest.approx(fd, rel=1e-6, abs=1e-7)
+    model.save(tmp_path / "m.safetensors")
+    loaded = AniModel.load(tmp_path / "m.safetensors")
+    assert loaded.config["activation"] == activation
+    assert loaded.predict(atoms)[0].energy == pytest.approx(model.predict(atoms)[0].energy, rel=1e-12)
+    with pytest.raises(InvalidInputError, match="warm_start"):  # another activation is another network
+        AniModel(n_members=2, hidden=(16, 16), dtype="float64", progress=False).fit(data[:4], warm_start=model)
+
+
 def test_invariant_under_rotation_translation_permutation(model64):
     atoms = bulk("Al", "fcc", a=4.05).repeat((2, 2, 2))
     atoms.rattle(0.1, seed=7)
@@ -299,6 +322,8 @@ def test_bad_configuration_and_labels(data):
         AniModel(elements=("Xx",))
     with pytest.raises(InvalidInputError, match="dtype"):
         AniModel(dtype="float16")
+    with pytest.raises(InvalidInputError, match="activation"):
+        AniModel(activation="relu")
     with pytest.raises(InvalidInputError, match="valid_fraction"):
         AniModel(valid_fraction=1.5)
     unlabelled = bulk("Al", "fcc", a=4.05)

@@ -67,7 +67,8 @@ class BuilderConfig:
     cold_fraction: float = 0.0
     """Share of crystal and vacancy cells left unrattled (strained only): 0 K lattices, whose
     energy–strain curvature (bulk modulus, elastic constants, phonons) thermal frames alone do
-    not pin down."""
+    not pin down. A sampler judges such a cell as built (no warm-up): when the committee
+    disagrees on it, the cold cell itself is the candidate."""
     volume_per_atom: tuple[float, float] = (14.0, 22.0)
     """Range of the volume per atom of random boxes, Å³."""
     min_distance: float = 2.0

@@ -222,8 +222,8 @@ class Run:
         cfg = self.config
         starts = draw_starts(cfg.builders, tuple(cfg.run.elements), cfg.loop.initial_structures, self._seed(0))
         ids = self.store.add_candidates(starts, generation=0, uncertainties=None,
-                                        provenance=[{"builder": a.info.get("builder"), "protocol": "initial"}
-                                                    for a in starts])
+                                        provenance=[{"builder": a.info.get("builder"), "protocol": "initial",
+                                                     "cold": bool(a.info.get("cold", False))} for a in starts])
         ids = self._queue_new(ids)
         counts = self._label(pool, [(i, self.store.get(i)) for i in ids], "initial labels")
         self._append_log({"generation": 0, "initial": True, "labels": dict(counts),
@@ -380,8 +380,8 @@ class Run:
                         chosen, generation=generation,
                         uncertainties=[{k: c.info.get(k) for k in ("energy_std_per_atom", "force_std_mean",
                                                                      "force_std_max")} for c in chosen],
-                        provenance=[{"builder": c.info.get("builder"), "protocol": c.info.get("protocol")}
-                                    for c in chosen])
+                        provenance=[{"builder": c.info.get("builder"), "protocol": c.info.get("protocol"),
+                                     "cold": bool(c.info.get("cold", False))} for c in chosen])
                     ids = self._queue_new(ids)
                     t2 = time.perf_counter()
                     counts = self._label(pool, [(i, self.store.get(i)) for i in ids], f"gen {generation}: labels")

@@ -31,7 +31,8 @@ def _slab(symbol: str, lo: int, hi: int, rng: np.random.Generator) -> Atoms:
 
 def draw_start(cfg: BuilderConfig, elements: tuple[str, ...], rng: np.random.Generator) -> Atoms:
     """One starting cell: its kind drawn by the configured weights, its size in ``cfg.sizes``;
-    ``atoms.info["builder"]`` names the kind."""
+    ``atoms.info["builder"]`` names the kind, and ``atoms.info["cold"]`` is true for an unrattled
+    (strained) crystal or vacancy cell (``cfg.cold_fraction``), which samplers judge as built."""
     kinds = [k for k, w in cfg.kinds.items() if w > 0]
     weights = np.array([cfg.kinds[k] for k in kinds], dtype=float)
     kind = str(rng.choice(kinds, p=weights / weights.sum()))
@@ -39,6 +40,7 @@ def draw_start(cfg: BuilderConfig, elements: tuple[str, ...], rng: np.random.Gen
     target = int(rng.integers(lo, hi + 1))
     symbol = str(rng.choice(list(elements)))
     strain = np.eye(3) + rng.uniform(-cfg.strain, cfg.strain, size=(3, 3)) * np.tri(3).T
+    cold = False
     if kind in _CRYSTALS or kind == "vacancy":
         structure = "fcc" if kind == "vacancy" else kind
         # Drawn only when asked for, so that configs without cold cells keep their random stream.
@@ -60,6 +62,8 @@ def draw_start(cfg: BuilderConfig, elements: tuple[str, ...], rng: np.random.Gen
         raise InvalidInputError(f"unknown builder kind {kind!r}")
     atoms = _substitute(atoms, elements, rng)
     atoms.info["builder"] = kind
+    if cold:
+        atoms.info["cold"] = True
     return atoms
 
 

@@ -177,9 +177,11 @@ class _Trajectory:
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             level, reason = self._check(None, 0, temperature_K)
             # A starting cell that is already a candidate: warm up, then judge the frame reached;
-            # the start is kept as the candidate should that frame be unreliable.
+            # the start is kept as the candidate should that frame be unreliable. A cold start
+            # (an unrattled crystal: the 0 K lattice under strain) is itself what is asked about,
+            # so it stays the candidate.
             fallback: tuple[Atoms, str] | None = None
-            if level == "candidate" and p.warmup_steps > 0:
+            if level == "candidate" and p.warmup_steps > 0 and not self.start.info.get("cold"):
                 fallback, level = (self.candidates.pop(), reason), "known"
             while level == "known" and self.steps < p.steps:
                 step = self.steps

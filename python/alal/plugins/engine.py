@@ -260,6 +260,8 @@ class Engine(abc.ABC):
             checking again; the frame reached is the candidate (the start if that frame is
             unreliable). Built cells are cold and idealised, and the MD leaves them within tens of
             fs: a warmed-up frame is closer to what the dynamics visits. 0: label the start.
+            A start marked ``atoms.info["cold"]`` (an unrattled crystal, see
+            ``builders.cold_fraction``) is labelled as built: the 0 K lattice is what it asks about.
         energy_lower, energy_upper: levels of the energy spread per atom, eV/atom.
         force_lower, force_upper: levels of the mean per-atom force spread, eV/Å.
         max_force_lower, max_force_upper: levels of the largest per-atom force spread, eV/Å

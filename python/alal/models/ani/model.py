@@ -15,7 +15,7 @@ from ase.data import atomic_numbers
 from alal.descriptors import AniDescriptor, AniParameters, ani_al
 from alal.errors import InvalidInputError, ModelFileError
 from alal.models.ani.committee import Committee, TorchBatch
-from alal.models.ani.network import CommitteeNetworks
+from alal.models.ani.network import ACTIVATIONS, CommitteeNetworks
 from alal.plugins.model import Calibration, FitReport, Model, Prediction
 
 __all__ = ["AniModel"]
@@ -61,6 +61,10 @@ class AniModel(Model):
         descriptor: ``"ani-al"`` (ANI-Al's constants for ``elements``, 96 features per element
             pair set) or a dict of :class:`~alal.descriptors.AniParameters` fields.
         hidden: hidden layer widths (ANI-Al: 96, 96, 64), then one output.
+        activation: hidden-layer activation: ``"celu"`` (ANI's, with ``celu_alpha``), ``"silu"``,
+            ``"softplus"`` or ``"tanh"``. CELU's second derivative jumps where a unit switches,
+            which makes the energy's curvature (elastic constants, bulk modulus) bumpy on the
+            perfect crystal; the smooth ones do not.
         celu_alpha: α of the CELU activation.
         n_members: committee size K.
         seed: seeds every member's initial weights (``seed + k``), its split and the batches.
@@ -84,7 +88,8 @@ class AniModel(Model):
 
     def __init__(
         self, *, elements: Sequence[str] = ("Al",), descriptor: str | dict[str, Any] = "ani-al",
-        hidden: Sequence[int] = (96, 96, 64), celu_alpha: float = 0.1, n_members: int = 8,
+        hidden: Sequence[int] = (96, 96, 64), activation: str = "celu", celu_alpha: float = 0.1,
+        n_members: int = 8,
         seed: int = 0, valid_fraction: float = 0.1, calibration_fraction: float = 0.1,
         energy_weight: float = 1.0, force_weight: float = 0.05, stress_weight: float = 0.0,
         learning_rate: float = 1e-3, lr_factor: float = 0.5, lr_patience: int = 10,
@@ -94,7 +99,7 @@ class AniModel(Model):
     ) -> None:
         self.config: dict[str, Any] = {
             "elements": list(elements), "descriptor": descriptor, "hidden": list(hidden),
-            "celu_alpha": celu_alpha, "n_members": n_members, "seed": seed,
+            "activation": activation, "celu_alpha": celu_alpha, "n_members": n_members, "seed": seed,
             "valid_fraction": valid_fraction, "calibration_fraction": calibration_fraction,
             "energy_weight": energy_weight, "force_weight": force_weight,
             "stress_weight": stress_weight, "learning_rate": learning_rate,
@@ -113,7 +118,7 @@ class AniModel(Model):
         self.descriptor = AniDescriptor(self.parameters, n_threads=n_threads)
         networks = CommitteeNetworks(
             len(elements), n_members, self.descriptor.n_features, hidden, celu_alpha,
-            seeds=[seed + k for k in range(n_members)], dtype=_DTYPES[dtype])
+            seeds=[seed + k for k in range(n_members)], dtype=_DTYPES[dtype], activation=activation)
         self.committee = Committee(networks, self.descriptor.n_features)
         self.calibration = Calibration()
         self.trained = False
@@ -139,6 +144,8 @@ class AniModel(Model):
         for key in ("valid_fraction", "calibration_fraction", "lr_factor"):
             if not (isinstance(c[key], (int, float)) and 0 <= c[key] < 1):
                 raise InvalidInputError(f"{key} must be in [0, 1), got {c[key]!r}")
+        if c["activation"] not in ACTIVATIONS:
+            raise InvalidInputError(f"activation must be one of {list(ACTIVATIONS)}, got {c['activation']!r}")
         if c["dtype"] not in _DTYPES:
             raise InvalidInputError(f"dtype must be one of {sorted(_DTYPES)}, got {c['dtype']!r}")
 

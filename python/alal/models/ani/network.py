@@ -8,24 +8,35 @@ from collections.abc import Sequence
 
 import torch
 
-__all__ = ["CommitteeNetworks"]
+__all__ = ["ACTIVATIONS", "CommitteeNetworks"]
+
+ACTIVATIONS = ("celu", "silu", "softplus", "tanh")
+"""Hidden-layer activations. ``celu`` (ANI's, with ``celu_alpha``) has a second derivative that
+jumps by 1/α where a unit's input crosses zero: the energy of a potential built from it is only
+once continuously differentiable, so its curvature (elastic constants, phonons, bulk modulus) can
+be bumpy. ``silu``, ``softplus`` and ``tanh`` are smooth to every order."""
 
 
 class CommitteeNetworks(torch.nn.Module):
-    """``n_members`` independent MLPs per element, ``n_features → hidden… → 1``, CELU(α).
+    """``n_members`` independent MLPs per element, ``n_features → hidden… → 1``, with the hidden
+    activation ``activation`` (one of :data:`ACTIVATIONS`; CELU(α) by default).
 
     Parameters of element ``e``, layer ``l`` are ``weight_e_l`` ``(K, n_in, n_out)`` and
     ``bias_e_l`` ``(K, 1, n_out)``; member ``k`` owns slice ``k`` of each.
     """
 
     def __init__(self, n_elements: int, n_members: int, n_features: int, hidden: Sequence[int],
-                 celu_alpha: float, seeds: Sequence[int], dtype: torch.dtype = torch.float32) -> None:
+                 celu_alpha: float, seeds: Sequence[int], dtype: torch.dtype = torch.float32,
+                 activation: str = "celu") -> None:
         super().__init__()
         if len(seeds) != n_members:
             raise ValueError("one seed per member is needed")
         self.n_elements, self.n_members = n_elements, n_members
         self.sizes = [n_features, *hidden, 1]
         self.celu_alpha = float(celu_alpha)
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
+        self.activation = activation
         for e in range(n_elements):
             for layer, (n_in, n_out) in enumerate(zip(self.sizes[:-1], self.sizes[1:])):
                 self.register_parameter(f"weight_{e}_{layer}", torch.nn.Parameter(
@@ -43,7 +54,7 @@ class CommitteeNetworks(torch.nn.Module):
 
     @torch.no_grad()
     def reset_parameters(self, seeds: Sequence[int]) -> None:
-        """Kaiming-uniform weights for CELU hidden layers (gain 1 for the last), zero biases;
+        """Kaiming-uniform weights for the hidden layers (gain 1 for the last), zero biases;
         member ``k`` draws from its own generator seeded with ``seeds[k]``."""
         for k, seed in enumerate(seeds):
             gen = torch.Generator().manual_seed(int(seed))
@@ -71,9 +82,18 @@ class CommitteeNetworks(torch.nn.Module):
                 w, b = self.layer(e, layer)
                 h = torch.baddbmm(b, h, w)
                 if layer < self.n_layers - 1:
-                    h = torch.nn.functional.celu(h, alpha=self.celu_alpha)
+                    h = self._activate(h)
             out = out.index_copy(1, idx, h.squeeze(2))
         return out
+
+    def _activate(self, h: torch.Tensor) -> torch.Tensor:
+        if self.activation == "celu":
+            return torch.nn.functional.celu(h, alpha=self.celu_alpha)
+        if self.activation == "silu":
+            return torch.nn.functional.silu(h)
+        if self.activation == "softplus":
+            return torch.nn.functional.softplus(h)
+        return torch.tanh(h)
 
     @torch.no_grad()
     def copy_member(self, source: CommitteeNetworks, k: int) -> None:

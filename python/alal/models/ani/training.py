@@ -134,12 +134,12 @@ def _fit_scaling(committee: Committee, data: _Data, species: list[np.ndarray], n
 def _warm_start(model: AniModel, warm: Model) -> None:
     from alal.models.ani.model import AniModel
 
-    keys = ("elements", "hidden", "n_members", "dtype", "celu_alpha")
+    keys = ("elements", "hidden", "n_members", "dtype", "activation", "celu_alpha")
     if not isinstance(warm, AniModel) or any(warm.config[k] != model.config[k] for k in keys) \
             or warm.parameters != model.parameters:
         raise InvalidInputError(
             "warm_start must be an ani model with the same elements, descriptor, hidden layers, "
-            "n_members, dtype and celu_alpha")
+            "n_members, dtype, activation and celu_alpha")
     model.committee.load_state_dict(copy.deepcopy(warm.committee.state_dict()))
 
 
