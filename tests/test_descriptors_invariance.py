@@ -11,7 +11,7 @@ import pytest
 from ase import Atoms
 from ase.build import bulk, fcc111
 
-from alal.descriptors import AniDescriptor, AniParameters, ani_1x, ani_al
+from alal.descriptors import AniDescriptor, AniParameters, ani_1x, ani_al, ani_al_smooth
 from alal.errors import InvalidInputError
 
 SPECIES = ("Al", "Cu")
@@ -251,7 +251,7 @@ def test_bad_array_shapes(desc: AniDescriptor) -> None:
 # --- parameters --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("make", [ani_al, lambda: ani_al(("Cu", "Al", "Ni")), ani_1x])
+@pytest.mark.parametrize("make", [ani_al, lambda: ani_al(("Cu", "Al", "Ni")), ani_1x, ani_al_smooth])
 def test_parameters_dict_round_trip(make) -> None:
     params = make()
     data = params.to_dict()
@@ -298,3 +298,8 @@ def test_feature_counts() -> None:
     p = ani_al()
     assert (len(p.radial_shifts), len(p.angular_shifts), len(p.angle_sections)) == (32, 8, 8)
     assert (p.radial_cutoff, p.angular_cutoff, p.max_cutoff) == (7.0, 5.0, 7.0)
+    smooth = ani_al_smooth(SPECIES)  # ANI-Al's angular terms, 12 wider radial Gaussians
+    assert smooth.n_features == 2 * 12 + 3 * 8 * 8 and smooth.radial_eta == 4.0
+    assert (smooth.radial_cutoff, smooth.radial_shifts[0], smooth.radial_shifts[-1]) == (7.0, 1.25, pytest.approx(6.5208333))
+    assert {k: v for k, v in smooth.to_dict().items() if not k.startswith("radial")} == \
+        {k: v for k, v in ani_al(SPECIES).to_dict().items() if not k.startswith("radial")}

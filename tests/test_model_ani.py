@@ -324,6 +324,10 @@ def test_bad_configuration_and_labels(data):
         AniModel(dtype="float16")
     with pytest.raises(InvalidInputError, match="activation"):
         AniModel(activation="relu")
+    with pytest.raises(InvalidInputError, match="ani-al-smooth"):
+        AniModel(descriptor="ani-2x")
+    smooth = AniModel(descriptor="ani-al-smooth", n_members=2)
+    assert smooth.descriptor.n_features == 76 and smooth.parameters.radial_eta == 4.0
     with pytest.raises(InvalidInputError, match="valid_fraction"):
         AniModel(valid_fraction=1.5)
     unlabelled = bulk("Al", "fcc", a=4.05)

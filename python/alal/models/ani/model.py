@@ -12,7 +12,7 @@ import torch
 from ase import Atoms
 from ase.data import atomic_numbers
 
-from alal.descriptors import AniDescriptor, AniParameters, ani_al
+from alal.descriptors import AniDescriptor, AniParameters, ani_al, ani_al_smooth
 from alal.errors import InvalidInputError, ModelFileError
 from alal.models.ani.committee import Committee, TorchBatch
 from alal.models.ani.network import ACTIVATIONS, CommitteeNetworks
@@ -59,7 +59,9 @@ class AniModel(Model):
     Args:
         elements: chemical symbols, in the order of the descriptor's species.
         descriptor: ``"ani-al"`` (ANI-Al's constants for ``elements``, 96 features per element
-            pair set) or a dict of :class:`~alal.descriptors.AniParameters` fields.
+            pair set), ``"ani-al-smooth"`` (the same with 12 wider radial Gaussians, see
+            :func:`~alal.descriptors.ani_al_smooth`) or a dict of
+            :class:`~alal.descriptors.AniParameters` fields.
         hidden: hidden layer widths (ANI-Al: 96, 96, 64), then one output.
         activation: hidden-layer activation: ``"celu"`` (ANI's, with ``celu_alpha``), ``"silu"``,
             ``"softplus"`` or ``"tanh"``. CELU's second derivative jumps where a unit switches,
@@ -153,13 +155,16 @@ class AniModel(Model):
     def _descriptor_parameters(descriptor: str | dict[str, Any], elements: tuple[str, ...]) -> AniParameters:
         if descriptor == "ani-al":
             return ani_al(species=elements)
+        if descriptor == "ani-al-smooth":
+            return ani_al_smooth(species=elements)
         if isinstance(descriptor, dict):
             params = AniParameters.from_dict({"species": list(elements), **descriptor})
             if tuple(params.species) != elements:
                 raise InvalidInputError(
                     f"descriptor.species {params.species} must equal elements {elements}")
             return params
-        raise InvalidInputError(f"descriptor must be 'ani-al' or a dict of AniParameters, got {descriptor!r}")
+        raise InvalidInputError(f"descriptor must be 'ani-al', 'ani-al-smooth' or a dict of AniParameters, "
+                                f"got {descriptor!r}")
 
     @property
     def n_members(self) -> int:
