@@ -89,6 +89,12 @@ def resolve_run(target: str | Path) -> tuple[Config, Path]:
     return cfg, directory
 
 
+def _provenance(atoms: Atoms, protocol: Any) -> dict[str, Any]:
+    """What the store keeps of where a structure came from: its builder, the sampling protocol
+    (``"initial"`` for the seed set) and whether it started as a cold (unrattled) cell."""
+    return {"builder": atoms.info.get("builder"), "protocol": protocol, "cold": bool(atoms.info.get("cold", False))}
+
+
 def _plugin_kwargs(cls: type, wanted: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
     """``params`` plus those of ``wanted`` the plugin accepts and the user did not set."""
     accepted = inspect.signature(cls.__init__).parameters
@@ -222,8 +228,7 @@ class Run:
         cfg = self.config
         starts = draw_starts(cfg.builders, tuple(cfg.run.elements), cfg.loop.initial_structures, self._seed(0))
         ids = self.store.add_candidates(starts, generation=0, uncertainties=None,
-                                        provenance=[{"builder": a.info.get("builder"), "protocol": "initial",
-                                                     "cold": bool(a.info.get("cold", False))} for a in starts])
+                                        provenance=[_provenance(a, "initial") for a in starts])
         ids = self._queue_new(ids)
         counts = self._label(pool, [(i, self.store.get(i)) for i in ids], "initial labels")
         self._append_log({"generation": 0, "initial": True, "labels": dict(counts),
@@ -380,8 +385,7 @@ class Run:
                         chosen, generation=generation,
                         uncertainties=[{k: c.info.get(k) for k in ("energy_std_per_atom", "force_std_mean",
                                                                      "force_std_max")} for c in chosen],
-                        provenance=[{"builder": c.info.get("builder"), "protocol": c.info.get("protocol"),
-                                     "cold": bool(c.info.get("cold", False))} for c in chosen])
+                        provenance=[_provenance(c, c.info.get("protocol")) for c in chosen])
                     ids = self._queue_new(ids)
                     t2 = time.perf_counter()
                     counts = self._label(pool, [(i, self.store.get(i)) for i in ids], f"gen {generation}: labels")

@@ -20,6 +20,9 @@ from alal.plugins.model import Calibration, FitReport, Model, Prediction
 
 __all__ = ["AniModel"]
 
+_DESCRIPTOR_PRESETS = {"ani-al": ani_al, "ani-al-smooth": ani_al_smooth}
+"""Named descriptors of the ``descriptor`` parameter, each a function of the elements."""
+
 VOIGT = ([0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1])
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -153,18 +156,16 @@ class AniModel(Model):
 
     @staticmethod
     def _descriptor_parameters(descriptor: str | dict[str, Any], elements: tuple[str, ...]) -> AniParameters:
-        if descriptor == "ani-al":
-            return ani_al(species=elements)
-        if descriptor == "ani-al-smooth":
-            return ani_al_smooth(species=elements)
+        if isinstance(descriptor, str) and descriptor in _DESCRIPTOR_PRESETS:
+            return _DESCRIPTOR_PRESETS[descriptor](elements)
         if isinstance(descriptor, dict):
             params = AniParameters.from_dict({"species": list(elements), **descriptor})
             if tuple(params.species) != elements:
                 raise InvalidInputError(
                     f"descriptor.species {params.species} must equal elements {elements}")
             return params
-        raise InvalidInputError(f"descriptor must be 'ani-al', 'ani-al-smooth' or a dict of AniParameters, "
-                                f"got {descriptor!r}")
+        names = ", ".join(repr(n) for n in _DESCRIPTOR_PRESETS)
+        raise InvalidInputError(f"descriptor must be one of {names} or a dict of AniParameters, got {descriptor!r}")
 
     @property
     def n_members(self) -> int:

@@ -10,7 +10,8 @@ import torch
 
 __all__ = ["ACTIVATIONS", "CommitteeNetworks"]
 
-ACTIVATIONS = ("celu", "silu", "softplus", "tanh")
+_SMOOTH = {"silu": torch.nn.functional.silu, "softplus": torch.nn.functional.softplus, "tanh": torch.tanh}
+ACTIVATIONS = ("celu", *_SMOOTH)
 """Hidden-layer activations. ``celu`` (ANI's, with ``celu_alpha``) has a second derivative that
 jumps by 1/α where a unit's input crosses zero: the energy of a potential built from it is only
 once continuously differentiable, so its curvature (elastic constants, phonons, bulk modulus) can
@@ -89,11 +90,7 @@ class CommitteeNetworks(torch.nn.Module):
     def _activate(self, h: torch.Tensor) -> torch.Tensor:
         if self.activation == "celu":
             return torch.nn.functional.celu(h, alpha=self.celu_alpha)
-        if self.activation == "silu":
-            return torch.nn.functional.silu(h)
-        if self.activation == "softplus":
-            return torch.nn.functional.softplus(h)
-        return torch.tanh(h)
+        return _SMOOTH[self.activation](h)
 
     @torch.no_grad()
     def copy_member(self, source: CommitteeNetworks, k: int) -> None:
