@@ -10,7 +10,7 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let repeat: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(3);
     let cutoff: f64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(5.0);
-    let full = args.get(3).map_or(true, |s| s != "half");
+    let full = args.get(3).is_none_or(|s| s != "half");
     let iterations: usize = args.get(4).and_then(|s| s.parse().ok()).unwrap_or(100);
     let a = 4.05;
     let basis = [

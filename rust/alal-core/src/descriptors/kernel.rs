@@ -32,6 +32,119 @@ macro_rules! dispatch {
     };
 }
 
+/// Loop extents of the kernels: angle sections `z`, angular shifts `a`, radial shifts `r` and
+/// cotangents/tangents `m`. [`Fixed`] makes them compile-time constants for the common parameter
+/// sets, so that the per-triple loops unroll and vectorise; [`Runtime`] serves any other set.
+/// Both run the same operations in the same order, so results are bitwise identical.
+trait Dims: Copy {
+    fn z(self) -> usize;
+    fn a(self) -> usize;
+    fn r(self) -> usize;
+    fn m(self) -> usize;
+}
+
+/// Extents fixed at compile time (`M = 0`: the number of members is a runtime value).
+#[derive(Clone, Copy)]
+struct Fixed<const Z: usize, const A: usize, const R: usize, const M: usize> {
+    m: usize,
+}
+
+impl<const Z: usize, const A: usize, const R: usize, const M: usize> Dims for Fixed<Z, A, R, M> {
+    #[inline(always)]
+    fn z(self) -> usize {
+        Z
+    }
+    #[inline(always)]
+    fn a(self) -> usize {
+        A
+    }
+    #[inline(always)]
+    fn r(self) -> usize {
+        R
+    }
+    #[inline(always)]
+    fn m(self) -> usize {
+        if M > 0 {
+            M
+        } else {
+            self.m
+        }
+    }
+}
+
+/// Extents known only at run time.
+#[derive(Clone, Copy)]
+struct Runtime {
+    z: usize,
+    a: usize,
+    r: usize,
+    m: usize,
+}
+
+impl Dims for Runtime {
+    #[inline(always)]
+    fn z(self) -> usize {
+        self.z
+    }
+    #[inline(always)]
+    fn a(self) -> usize {
+        self.a
+    }
+    #[inline(always)]
+    fn r(self) -> usize {
+        self.r
+    }
+    #[inline(always)]
+    fn m(self) -> usize {
+        self.m
+    }
+}
+
+/// `$body` with `$d` bound to the [`Dims`] of this kernel: compile-time extents for the presets
+/// (ANI-1x: 8 sections, 4 angular and 16 radial shifts; ANI-Al: 8, 8, 32; ANI-Al smooth: 8, 8, 12),
+/// run-time extents otherwise. With `members`, one cotangent (`m = 1`) is a further constant.
+macro_rules! with_dims {
+    ($kernel:expr, $m:expr, $d:ident => $body:expr) => {{
+        let (z, a, r, m) = ($kernel.n_z, $kernel.n_a, $kernel.n_r, $m);
+        match (z, a, r) {
+            (8, 4, 16) => {
+                let $d = Fixed::<8, 4, 16, 0> { m };
+                $body
+            }
+            (8, 8, 32) => {
+                let $d = Fixed::<8, 8, 32, 0> { m };
+                $body
+            }
+            (8, 8, 12) => {
+                let $d = Fixed::<8, 8, 12, 0> { m };
+                $body
+            }
+            _ => {
+                let $d = Runtime { z, a, r, m };
+                $body
+            }
+        }
+    }};
+    ($kernel:expr, $m:expr, members, $d:ident => $body:expr) => {{
+        let (z, a, r, m) = ($kernel.n_z, $kernel.n_a, $kernel.n_r, $m);
+        match (z, a, r, m) {
+            (8, 4, 16, 1) => {
+                let $d = Fixed::<8, 4, 16, 1> { m };
+                $body
+            }
+            (8, 8, 32, 1) => {
+                let $d = Fixed::<8, 8, 32, 1> { m };
+                $body
+            }
+            (8, 8, 12, 1) => {
+                let $d = Fixed::<8, 8, 12, 1> { m };
+                $body
+            }
+            _ => with_dims!($kernel, m, $d => $body),
+        }
+    }};
+}
+
 /// One neighbour of the central atom: its species, the pair vector `D` (Å), `|D|`, and the radial
 /// and angular cutoff functions at `|D|` with their derivatives (computed once per pair).
 #[derive(Debug, Clone, Copy)]
@@ -127,7 +240,10 @@ pub(crate) struct Kernel {
     cos_sections: Vec<f64>,
     sin_sections: Vec<f64>,
     n_radial: usize,
-    block: usize,
+    /// Angle sections, angular shifts and radial shifts.
+    n_z: usize,
+    n_a: usize,
+    n_r: usize,
     /// ζ when it is a small integer: powers by repeated squaring instead of exp(ζ ln x).
     zeta_int: Option<u32>,
 }
@@ -202,7 +318,9 @@ impl Kernel {
             cos_sections: p.angle_sections.iter().map(|t| t.cos()).collect(),
             sin_sections: p.angle_sections.iter().map(|t| t.sin()).collect(),
             n_radial: p.n_radial(),
-            block: p.angular_block(),
+            n_z: p.angle_sections.len(),
+            n_a: p.angular_shifts.len(),
+            n_r: p.radial_shifts.len(),
             zeta_int: (p.angular_zeta.fract() == 0.0 && p.angular_zeta <= 1024.0)
                 .then_some(p.angular_zeta as u32),
             p: p.clone(),
@@ -233,12 +351,20 @@ impl Kernel {
     /// (derivative with respect to the unscaled cosine). `a`, `da` and `ln_base` have one entry
     /// per angle section.
     #[inline(always)]
-    fn angle_terms(&self, cos: f64, a: &mut [f64], da: Option<&mut [f64]>, ln_base: &mut [f64]) {
+    fn angle_terms<D: Dims>(
+        &self,
+        d: D,
+        cos: f64,
+        a: &mut [f64],
+        da: Option<&mut [f64]>,
+        ln_base: &mut [f64],
+    ) {
+        let n = d.z();
+        let (a, ln_base) = (&mut a[..n], &mut ln_base[..n]);
         let s = self.p.cos_scale;
         let zeta = self.p.angular_zeta;
         let c = s * cos;
         let sin = (1.0 - c * c).max(0.0).sqrt();
-        let n = a.len();
         let (cz, sz) = (&self.cos_sections[..n], &self.sin_sections[..n]);
         // base_z in `a` first, then its logarithm in `ln_base` (a huge negative number where
         // base_z underflows), unless ζ is an integer.
@@ -251,6 +377,7 @@ impl Kernel {
             match da {
                 None => powi_all(&base[..n], zi, a),
                 Some(da) => {
+                    let da = &mut da[..n];
                     let ratio = c / sin;
                     let mut pow_m1 = [0.0; MAX_ANGULAR];
                     powi_all(&base[..n], zi - 1, &mut pow_m1[..n]);
@@ -262,32 +389,27 @@ impl Kernel {
             }
             return;
         }
-        for z in 0..n {
-            let base = a[z];
-            ln_base[z] = if base > 1e-300 {
-                fastmath::ln(base)
-            } else {
-                -1e300
-            };
-        }
+        ln_base.copy_from_slice(a);
+        fastmath::ln_guarded_in_place(ln_base);
         match da {
             None => {
                 for z in 0..n {
-                    a[z] = fastmath::exp(zeta * ln_base[z]);
+                    a[z] = zeta * ln_base[z];
                 }
+                fastmath::exp_in_place(a);
             }
             Some(da) => {
                 let ratio = c / sin;
                 let da = &mut da[..n];
+                // base^(ζ−1) in `ln_base`; exactly 1 for ζ = 1 whatever the base (ln_base is
+                // finite).
                 for z in 0..n {
-                    let base = a[z];
-                    // base^(ζ−1); exactly 1 for ζ = 1 whatever the base.
-                    let pow_m1 = if zeta == 1.0 {
-                        1.0
-                    } else {
-                        fastmath::exp((zeta - 1.0) * ln_base[z])
-                    };
-                    a[z] = pow_m1 * base;
+                    ln_base[z] *= zeta - 1.0;
+                }
+                fastmath::exp_in_place(ln_base);
+                for z in 0..n {
+                    let pow_m1 = ln_base[z];
+                    a[z] *= pow_m1;
                     da[z] = zeta * pow_m1 * (0.5 * s * (cz[z] - ratio * sz[z]));
                 }
             }
@@ -297,15 +419,25 @@ impl Kernel {
     /// Angular radial factors `R_a = exp(−η_A (m − Rs_a)²)` at `m = (r1 + r2) / 2` and, if asked,
     /// `dR_a / dm`.
     #[inline(always)]
-    fn mean_distance_terms(&self, m: f64, rad: &mut [f64], drad: Option<&mut [f64]>) {
+    fn mean_distance_terms<D: Dims>(
+        &self,
+        d: D,
+        m: f64,
+        rad: &mut [f64],
+        drad: Option<&mut [f64]>,
+    ) {
+        let n = d.a();
+        let (rad, shifts) = (&mut rad[..n], &self.p.angular_shifts[..n]);
         let eta = self.p.angular_eta;
-        for (r, &shift) in rad.iter_mut().zip(&self.p.angular_shifts) {
+        for (r, &shift) in rad.iter_mut().zip(shifts) {
             let x = m - shift;
-            *r = fastmath::exp(-eta * x * x);
+            *r = -eta * x * x;
         }
+        fastmath::exp_in_place(rad);
         if let Some(drad) = drad {
-            for (a, &shift) in self.p.angular_shifts.iter().enumerate() {
-                drad[a] = -2.0 * eta * (m - shift) * rad[a];
+            let drad = &mut drad[..n];
+            for a in 0..n {
+                drad[a] = -2.0 * eta * (m - shifts[a]) * rad[a];
             }
         }
     }
@@ -313,16 +445,23 @@ impl Kernel {
     /// Radial terms `q · exp(−η_R (r − Rs)²)` and, if asked, their derivative w.r.t. `r`
     /// (without the cutoff function).
     #[inline(always)]
-    fn radial_terms(&self, r: f64, g: &mut [f64], dg: Option<&mut [f64]>) {
+    fn radial_terms<D: Dims>(&self, d: D, r: f64, g: &mut [f64], dg: Option<&mut [f64]>) {
+        let n = d.r();
+        let (g, shifts) = (&mut g[..n], &self.p.radial_shifts[..n]);
         let eta = self.p.radial_eta;
         let q = self.p.radial_scale;
-        for (gk, &shift) in g.iter_mut().zip(&self.p.radial_shifts) {
+        for (gk, &shift) in g.iter_mut().zip(shifts) {
             let x = r - shift;
-            *gk = q * fastmath::exp(-eta * x * x);
+            *gk = -eta * x * x;
+        }
+        fastmath::exp_in_place(g);
+        for gk in g.iter_mut() {
+            *gk *= q;
         }
         if let Some(dg) = dg {
-            for (k, &shift) in self.p.radial_shifts.iter().enumerate() {
-                dg[k] = -2.0 * eta * (r - shift) * g[k];
+            let dg = &mut dg[..n];
+            for k in 0..n {
+                dg[k] = -2.0 * eta * (r - shifts[k]) * g[k];
             }
         }
     }
@@ -348,9 +487,20 @@ impl Kernel {
     /// Features of one atom (`out` has `n_features` entries and is overwritten).
     #[inline(always)]
     fn forward_impl(&self, neighbours: &[Neighbour], out: &mut [f64], scratch: &mut Scratch) {
+        with_dims!(self, 1, d => self.forward_dims(d, neighbours, out, scratch))
+    }
+
+    #[inline(always)]
+    fn forward_dims<D: Dims>(
+        &self,
+        d: D,
+        neighbours: &[Neighbour],
+        out: &mut [f64],
+        scratch: &mut Scratch,
+    ) {
         out.fill(0.0);
         self.prepare(neighbours, scratch);
-        let n_r = self.p.radial_shifts.len();
+        let n_r = d.r();
         let rc = self.p.radial_cutoff;
         let mut radial_buf = [0.0; MAX_RADIAL];
         let radial = &mut radial_buf[..n_r];
@@ -359,32 +509,32 @@ impl Kernel {
                 continue;
             }
             let fc = nb.fc_radial;
-            self.radial_terms(nb.r, radial, None);
-            let row = &mut out[nb.species * n_r..(nb.species + 1) * n_r];
+            self.radial_terms(d, nb.r, radial, None);
+            let row = &mut out[nb.species * n_r..][..n_r];
             for (o, g) in row.iter_mut().zip(radial.iter()) {
                 *o += g * fc;
             }
         }
-        let n_z = self.p.angle_sections.len();
-        let n_a = self.p.angular_shifts.len();
+        let (n_z, n_a) = (d.z(), d.a());
+        let block_len = n_z * n_a;
         let angular = &scratch.angular;
         let (mut a_buf, mut rad_buf, mut ln_buf) =
             ([0.0; MAX_ANGULAR], [0.0; MAX_ANGULAR], [0.0; MAX_ANGULAR]);
-        let (a, rad, ln_base) = (&mut a_buf[..n_z], &mut rad_buf[..n_a], &mut ln_buf[..n_z]);
+        let (a, rad) = (&mut a_buf[..n_z], &mut rad_buf[..n_a]);
         for (m, nb1) in angular.iter().enumerate() {
             for nb2 in &angular[m + 1..] {
                 let t = triple(nb1, nb2);
-                self.angle_terms(t.cos, a, None, ln_base);
-                self.mean_distance_terms(0.5 * (nb1.r + nb2.r), rad, None);
+                self.angle_terms(d, t.cos, a, None, &mut ln_buf);
+                self.mean_distance_terms(d, 0.5 * (nb1.r + nb2.r), rad, None);
                 let f = 2.0 * nb1.fc * nb2.fc;
-                let start = self.n_radial
-                    + self.p.species_pair_index(nb1.species, nb2.species) * self.block;
-                let block = &mut out[start..start + self.block];
-                for (ia, &ra) in rad.iter().enumerate() {
-                    let fr = f * ra;
-                    let row = &mut block[ia * n_z..(ia + 1) * n_z];
-                    for (o, &az) in row.iter_mut().zip(a.iter()) {
-                        *o += fr * az;
+                let start =
+                    self.n_radial + self.p.species_pair_index(nb1.species, nb2.species) * block_len;
+                let block = &mut out[start..][..block_len];
+                for ia in 0..n_a {
+                    let fr = f * rad[ia];
+                    let row = &mut block[ia * n_z..][..n_z];
+                    for z in 0..n_z {
+                        row[z] += fr * a[z];
                     }
                 }
             }
@@ -403,9 +553,22 @@ impl Kernel {
         grad: &mut [[f64; 3]],
         scratch: &mut Scratch,
     ) {
+        with_dims!(self, m, members, d => self.vjp_dims(d, neighbours, cotangents, grad, scratch))
+    }
+
+    #[inline(always)]
+    fn vjp_dims<D: Dims>(
+        &self,
+        d: D,
+        neighbours: &[Neighbour],
+        cotangents: &[f64],
+        grad: &mut [[f64; 3]],
+        scratch: &mut Scratch,
+    ) {
+        let m = d.m();
         self.prepare(neighbours, scratch);
         let nf = cotangents.len() / m.max(1);
-        let n_r = self.p.radial_shifts.len();
+        let n_r = d.r();
         let rc = self.p.radial_cutoff;
         let (mut radial_buf, mut dradial_buf) = ([0.0; MAX_RADIAL], [0.0; MAX_RADIAL]);
         let (radial, dradial) = (&mut radial_buf[..n_r], &mut dradial_buf[..n_r]);
@@ -414,7 +577,7 @@ impl Kernel {
                 continue;
             }
             let (fc, dfc) = (nb.fc_radial, nb.dfc_radial);
-            self.radial_terms(nb.r, radial, Some(&mut *dradial));
+            self.radial_terms(d, nb.r, radial, Some(&mut *dradial));
             for q in 0..n_r {
                 dradial[q] = dradial[q] * fc + radial[q] * dfc;
             }
@@ -431,9 +594,8 @@ impl Kernel {
                 }
             }
         }
-        let n_z = self.p.angle_sections.len();
-        let n_a = self.p.angular_shifts.len();
-        let block = self.block;
+        let (n_z, n_a) = (d.z(), d.a());
+        let block = n_z * n_a;
         let Scratch {
             angular,
             cot_t,
@@ -462,18 +624,20 @@ impl Kernel {
         u.resize(width, 0.0);
         v.clear();
         v.resize(width, 0.0);
+        let (u, v) = (&mut u[..width], &mut v[..width]);
         let mut bufs = [[0.0; MAX_ANGULAR]; 5];
         let [a, da, rad, drad, ln_base] = &mut bufs;
-        let (a, da, ln_base) = (&mut a[..n_z], &mut da[..n_z], &mut ln_base[..n_z]);
+        let (a, da) = (&mut a[..n_z], &mut da[..n_z]);
         let (rad, drad) = (&mut rad[..n_a], &mut drad[..n_a]);
         let (mut s0, mut s1, mut sc) = (vec![0.0f64; m], vec![0.0f64; m], vec![0.0f64; m]);
+        let (s0, s1, sc) = (&mut s0[..m], &mut s1[..m], &mut sc[..m]);
         for (i1, nb1) in angular.iter().enumerate() {
             for nb2 in &angular[i1 + 1..] {
                 let sp = self.p.species_pair_index(nb1.species, nb2.species);
                 let table = &cot_t[sp * block * m..][..block * m];
                 let t = triple(nb1, nb2);
-                self.angle_terms(t.cos, a, Some(da), ln_base);
-                self.mean_distance_terms(0.5 * (nb1.r + nb2.r), rad, Some(drad));
+                self.angle_terms(d, t.cos, a, Some(&mut *da), ln_base);
+                self.mean_distance_terms(d, 0.5 * (nb1.r + nb2.r), rad, Some(&mut *drad));
                 contract_sections(table, width, a, da, u, v);
                 // s0_k = Σ_a u rad, s1_k = Σ_a u ∂rad, sc_k = Σ_a v rad.
                 s0.fill(0.0);
@@ -516,10 +680,23 @@ impl Kernel {
         out: &mut [f64],
         scratch: &mut Scratch,
     ) {
+        with_dims!(self, m, d => self.jvp_dims(d, neighbours, tangents, out, scratch))
+    }
+
+    #[inline(always)]
+    fn jvp_dims<D: Dims>(
+        &self,
+        d: D,
+        neighbours: &[Neighbour],
+        tangents: &[[f64; 3]],
+        out: &mut [f64],
+        scratch: &mut Scratch,
+    ) {
+        let m = d.m();
         out.fill(0.0);
         self.prepare(neighbours, scratch);
         let nf = out.len() / m.max(1);
-        let n_r = self.p.radial_shifts.len();
+        let n_r = d.r();
         let rc = self.p.radial_cutoff;
         let (mut radial_buf, mut dradial_buf) = ([0.0; MAX_RADIAL], [0.0; MAX_RADIAL]);
         let (radial, dradial) = (&mut radial_buf[..n_r], &mut dradial_buf[..n_r]);
@@ -529,7 +706,7 @@ impl Kernel {
                 continue;
             }
             let (fc, dfc) = (nb.fc_radial, nb.dfc_radial);
-            self.radial_terms(nb.r, radial, Some(&mut *dradial));
+            self.radial_terms(d, nb.r, radial, Some(&mut *dradial));
             for q in 0..n_r {
                 dradial[q] = dradial[q] * fc + radial[q] * dfc;
             }
@@ -541,9 +718,8 @@ impl Kernel {
                 }
             }
         }
-        let n_z = self.p.angle_sections.len();
-        let n_a = self.p.angular_shifts.len();
-        let block = self.block;
+        let (n_z, n_a) = (d.z(), d.a());
+        let block = n_z * n_a;
         let Scratch {
             angular,
             cot_t: acc,
@@ -563,15 +739,16 @@ impl Kernel {
         p_beta.resize(width, 0.0);
         q_eps.clear();
         q_eps.resize(width, 0.0);
+        let (p_beta, q_eps) = (&mut p_beta[..width], &mut q_eps[..width]);
         let mut bufs = [[0.0; MAX_ANGULAR]; 5];
         let [a, da, rad, drad, ln_base] = &mut bufs;
-        let (a, da, ln_base) = (&mut a[..n_z], &mut da[..n_z], &mut ln_base[..n_z]);
+        let (a, da) = (&mut a[..n_z], &mut da[..n_z]);
         let (rad, drad) = (&mut rad[..n_a], &mut drad[..n_a]);
         for (i1, nb1) in angular.iter().enumerate() {
             for nb2 in &angular[i1 + 1..] {
                 let t = triple(nb1, nb2);
-                self.angle_terms(t.cos, a, Some(da), ln_base);
-                self.mean_distance_terms(0.5 * (nb1.r + nb2.r), rad, Some(drad));
+                self.angle_terms(d, t.cos, a, Some(&mut *da), ln_base);
+                self.mean_distance_terms(d, 0.5 * (nb1.r + nb2.r), rad, Some(&mut *drad));
                 let f = nb1.fc * nb2.fc;
                 // δG_k[a, z] = 2 ∂A_z/∂cos · (R_a f δcos_k) + 2 A_z · ε_k[a]
                 for k in 0..m {
@@ -623,4 +800,105 @@ impl Kernel {
         /// atom's features (`out` is overwritten).
         jvp, jvp_avx2, jvp_impl(neighbours: &[Neighbour], tangents: &[[f64; 3]], m: usize, out: &mut [f64], scratch: &mut Scratch)
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// ANI-1x-like constants with two species, ζ integer or not.
+    fn params(zeta: f64) -> AniParams {
+        let shifts = |a: f64, b: f64, n: usize| -> Vec<f64> {
+            (0..n).map(|k| a + (b - a) * k as f64 / n as f64).collect()
+        };
+        AniParams {
+            n_species: 2,
+            radial_cutoff: 5.2,
+            radial_eta: 16.0,
+            radial_shifts: shifts(0.9, 5.2, 16),
+            radial_scale: 0.25,
+            angular_cutoff: 3.5,
+            angular_eta: 8.0,
+            angular_zeta: zeta,
+            angular_shifts: shifts(0.9, 3.5, 4),
+            angle_sections: (0..8).map(|k| (2 * k + 1) as f64 * PI / 16.0).collect(),
+            cos_scale: 0.95,
+        }
+    }
+
+    fn neighbours(kernel: &Kernel) -> Vec<Neighbour> {
+        let mut seed = 7u64;
+        let mut uniform = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed >> 11) as f64 / (1u64 << 53) as f64
+        };
+        (0..30)
+            .map(|k| {
+                let v = [
+                    8.0 * uniform() - 4.0,
+                    8.0 * uniform() - 4.0,
+                    8.0 * uniform() - 4.0,
+                ];
+                let r = (v[0] * v[0] + v[1] * v[1] + v[2] * v[2]).sqrt();
+                kernel.neighbour(k % 2, v, r)
+            })
+            .collect()
+    }
+
+    /// The compile-time extents change nothing but speed: forward, VJP and JVP give the same bits
+    /// as with run-time extents, for one and for three cotangents/tangents.
+    #[test]
+    fn fixed_extents_give_the_runtime_bits() {
+        for zeta in [32.0, 14.1] {
+            let kernel = Kernel::new(&params(zeta));
+            let nbs = neighbours(&kernel);
+            let nf = kernel.params().n_features();
+            let runtime = |m| Runtime {
+                z: 8,
+                a: 4,
+                r: 16,
+                m,
+            };
+            let mut scratch = Scratch::default();
+            let (mut fixed_out, mut runtime_out) = (vec![0.0; nf], vec![0.0; nf]);
+            kernel.forward_dims(
+                Fixed::<8, 4, 16, 0> { m: 1 },
+                &nbs,
+                &mut fixed_out,
+                &mut scratch,
+            );
+            kernel.forward_dims(runtime(1), &nbs, &mut runtime_out, &mut scratch);
+            assert!(fixed_out.iter().any(|&x| x != 0.0));
+            assert_eq!(fixed_out, runtime_out);
+            for m in [1, 3] {
+                let cot: Vec<f64> = (0..m * nf).map(|k| ((k * 37) % 11) as f64 - 5.0).collect();
+                let mut runtime_grad = vec![[0.0; 3]; nbs.len() * m];
+                kernel.vjp_dims(runtime(m), &nbs, &cot, &mut runtime_grad, &mut scratch);
+                let mut fixed_grad = vec![[0.0; 3]; nbs.len() * m];
+                if m == 1 {
+                    let d = Fixed::<8, 4, 16, 1> { m };
+                    kernel.vjp_dims(d, &nbs, &cot, &mut fixed_grad, &mut scratch);
+                } else {
+                    let d = Fixed::<8, 4, 16, 0> { m };
+                    kernel.vjp_dims(d, &nbs, &cot, &mut fixed_grad, &mut scratch);
+                }
+                assert_eq!(fixed_grad, runtime_grad, "vjp, m = {m}, ζ = {zeta}");
+                // The public entry point (with its own dispatch) agrees too.
+                let mut public_grad = vec![[0.0; 3]; nbs.len() * m];
+                kernel.vjp(&nbs, &cot, m, &mut public_grad, &mut scratch);
+                assert_eq!(public_grad, runtime_grad, "public vjp, m = {m}, ζ = {zeta}");
+
+                let tangents: Vec<[f64; 3]> = (0..nbs.len() * m)
+                    .map(|k| [(k % 5) as f64 - 2.0, (k % 3) as f64 - 1.0, 0.5])
+                    .collect();
+                let (mut fixed_t, mut runtime_t) = (vec![0.0; m * nf], vec![0.0; m * nf]);
+                let d = Fixed::<8, 4, 16, 0> { m };
+                kernel.jvp_dims(d, &nbs, &tangents, &mut fixed_t, &mut scratch);
+                kernel.jvp_dims(runtime(m), &nbs, &tangents, &mut runtime_t, &mut scratch);
+                assert_eq!(fixed_t, runtime_t, "jvp, m = {m}, ζ = {zeta}");
+            }
+        }
+    }
 }
