@@ -3,6 +3,7 @@
 
 use alal_core::cell::Cell;
 use alal_core::descriptors::{AniDescriptor, AniParams, Structure};
+use alal_core::neighbors::{neighbor_lists, Cutoff, Options, Quantities};
 use ndarray::{Array2, ArrayView2};
 use std::time::Instant;
 
@@ -88,13 +89,27 @@ fn main() {
     };
     let batch = std::slice::from_ref(&s);
     let cot = Array2::<f64>::ones((n, d.n_features()));
-    let (mut t_prep, mut t_fwd, mut t_vjp) = (f64::MAX, f64::MAX, f64::MAX);
+    let (mut t_prep, mut t_fwd, mut t_vjp, mut t_nl) = (f64::MAX, f64::MAX, f64::MAX, f64::MAX);
+    let options = Options {
+        full_list: true,
+        self_interaction: false,
+        quantities: Quantities {
+            shifts: true,
+            vectors: true,
+            distances: true,
+        },
+    };
+    let systems = [(s.positions, s.cell)];
+    let cutoff = Cutoff::Uniform(d.params().max_cutoff());
     let threads: usize = std::env::var("THREADS")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(1);
     alal_core::threads::with_threads(threads, || {
         for _ in 0..iterations {
+            let t = Instant::now();
+            neighbor_lists(&systems, &cutoff, &options).expect("neighbour list");
+            t_nl = t_nl.min(t.elapsed().as_secs_f64());
             let t = Instant::now();
             let prepared = d.prepare(batch).expect("prepare");
             t_prep = t_prep.min(t.elapsed().as_secs_f64());
@@ -109,7 +124,8 @@ fn main() {
     .expect("threads");
     let us = |t: f64| t / n as f64 * 1e6;
     println!(
-        "{name}, {n} atoms, {threads} thread(s): prepare {:.2} µs/atom, forward {:.2} µs/atom, vjp {:.2} µs/atom",
+        "{name}, {n} atoms, {threads} thread(s): neighbour list {:.2} µs/atom, prepare {:.2} µs/atom, forward {:.2} µs/atom, vjp {:.2} µs/atom",
+        us(t_nl),
         us(t_prep),
         us(t_fwd),
         us(t_vjp)

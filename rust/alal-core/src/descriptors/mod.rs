@@ -180,30 +180,51 @@ impl AniDescriptor {
         let mut offset = 0usize;
         for (b, (s, list)) in structures.iter().zip(&lists).enumerate() {
             atom_start.push(offset);
-            for k in 0..list.len() {
-                let i = list.first[k] as usize;
-                let j = list.second[k] as usize;
-                if !(list.distances[k] >= MIN_DISTANCE) {
-                    return Err(invalid!(
-                        "structure {b}: atoms {i} and {j} are {:.3e} Å apart (shift {:?}): \
-                         overlapping atoms have no defined descriptor gradient",
-                        list.distances[k],
-                        &list.shifts[3 * k..3 * k + 3]
-                    ));
-                }
-                pair_start[offset + i + 1] += 1;
+            let too_close = |k: &usize| !(list.distances[*k] >= MIN_DISTANCE);
+            let close = if sequential() {
+                (0..list.len()).find(too_close)
+            } else {
+                (0..list.len()).into_par_iter().find_first(too_close)
+            };
+            if let Some(k) = close {
+                return Err(invalid!(
+                    "structure {b}: atoms {} and {} are {:.3e} Å apart (shift {:?}): \
+                     overlapping atoms have no defined descriptor gradient",
+                    list.first[k],
+                    list.second[k],
+                    list.distances[k],
+                    &list.shifts[3 * k..3 * k + 3]
+                ));
+            }
+            // The cutoff functions (a cosine and a sine per pair) are the costly part: in parallel.
+            let neighbour = |k: usize| {
                 let v = [
                     list.vectors[3 * k],
                     list.vectors[3 * k + 1],
                     list.vectors[3 * k + 2],
                 ];
-                neighbours.push(self.kernel.neighbour(s.species[j], v, list.distances[k]));
-                second.push(offset + j);
-                shifts.push([
+                let j = list.second[k] as usize;
+                self.kernel.neighbour(s.species[j], v, list.distances[k])
+            };
+            let shift = |k: usize| {
+                [
                     list.shifts[3 * k] as i64,
                     list.shifts[3 * k + 1] as i64,
                     list.shifts[3 * k + 2] as i64,
-                ]);
+                ]
+            };
+            let j_global = |&j: &i64| offset + j as usize;
+            if sequential() {
+                neighbours.extend((0..list.len()).map(neighbour));
+                second.extend(list.second.iter().map(j_global));
+                shifts.extend((0..list.len()).map(shift));
+            } else {
+                neighbours.par_extend((0..list.len()).into_par_iter().map(neighbour));
+                second.par_extend(list.second.par_iter().map(j_global));
+                shifts.par_extend((0..list.len()).into_par_iter().map(shift));
+            }
+            for &i in &list.first {
+                pair_start[offset + i as usize + 1] += 1;
             }
             offset += s.species.len();
         }
