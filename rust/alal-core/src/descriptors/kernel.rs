@@ -2,8 +2,6 @@
 //! (cotangent on the features → cotangent on each pair vector) and its Jacobian–vector product
 //! (tangent on each pair vector → tangent on the features).
 
-use std::f64::consts::PI;
-
 use super::fastmath;
 use super::params::{AniParams, MAX_ANGULAR, MAX_RADIAL};
 
@@ -272,16 +270,6 @@ fn powi_all(xs: &[f64], n: u32, out: &mut [f64]) {
     }
 }
 
-/// Cosine cutoff `½ cos(π r / rc) + ½` and its derivative, zero beyond `rc`.
-#[inline(always)]
-fn cutoff(r: f64, rc: f64) -> (f64, f64) {
-    if r >= rc {
-        return (0.0, 0.0);
-    }
-    let x = PI * r / rc;
-    (0.5 * x.cos() + 0.5, -0.5 * PI / rc * x.sin())
-}
-
 /// Geometry of a triple `(i, j, k)`: cosine of the angle and its gradients w.r.t. both pair vectors.
 #[derive(Debug, Clone, Copy)]
 struct Triple {
@@ -331,11 +319,12 @@ impl Kernel {
         &self.p
     }
 
-    /// A neighbour of species `species` at pair vector `v` (Å), distance `r`.
-    #[inline]
+    /// A neighbour of species `species` at pair vector `v` (Å), distance `r` (one at a time;
+    /// batches go through [`Kernel::fill_cutoffs`]).
+    #[cfg(test)]
     pub fn neighbour(&self, species: usize, v: [f64; 3], r: f64) -> Neighbour {
-        let (fc_radial, dfc_radial) = cutoff(r, self.p.radial_cutoff);
-        let (fc_angular, dfc_angular) = cutoff(r, self.p.angular_cutoff);
+        let (fc_radial, dfc_radial) = fastmath::cosine_cutoff(r, self.p.radial_cutoff);
+        let (fc_angular, dfc_angular) = fastmath::cosine_cutoff(r, self.p.angular_cutoff);
         Neighbour {
             species,
             v,
@@ -344,6 +333,29 @@ impl Kernel {
             dfc_radial,
             fc_angular,
             dfc_angular,
+        }
+    }
+
+    /// Fill the cutoff functions of `neighbours` (whose species, vectors and distances are set),
+    /// a block of distances at a time (four per instruction with AVX2); the same bits as
+    /// [`Kernel::neighbour`].
+    pub fn fill_cutoffs(&self, neighbours: &mut [Neighbour]) {
+        const BLOCK: usize = 256;
+        let mut r = [0.0; BLOCK];
+        let (mut fc, mut dfc) = ([0.0; BLOCK], [0.0; BLOCK]);
+        for chunk in neighbours.chunks_mut(BLOCK) {
+            let n = chunk.len();
+            for (x, nb) in r.iter_mut().zip(chunk.iter()) {
+                *x = nb.r;
+            }
+            fastmath::cosine_cutoffs(&r[..n], self.p.radial_cutoff, &mut fc, &mut dfc);
+            for (k, nb) in chunk.iter_mut().enumerate() {
+                (nb.fc_radial, nb.dfc_radial) = (fc[k], dfc[k]);
+            }
+            fastmath::cosine_cutoffs(&r[..n], self.p.angular_cutoff, &mut fc, &mut dfc);
+            for (k, nb) in chunk.iter_mut().enumerate() {
+                (nb.fc_angular, nb.dfc_angular) = (fc[k], dfc[k]);
+            }
         }
     }
 
@@ -805,6 +817,7 @@ impl Kernel {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::f64::consts::PI;
 
     /// ANI-1x-like constants with two species, ζ integer or not.
     fn params(zeta: f64) -> AniParams {

@@ -196,16 +196,21 @@ impl AniDescriptor {
                     &list.shifts[3 * k..3 * k + 3]
                 ));
             }
-            // The cutoff functions (a cosine and a sine per pair) are the costly part: in parallel.
-            let neighbour = |k: usize| {
-                let v = [
+            // Species, vectors and distances first; then the cutoff functions, in blocks.
+            let neighbour = |k: usize| Neighbour {
+                species: s.species[list.second[k] as usize],
+                v: [
                     list.vectors[3 * k],
                     list.vectors[3 * k + 1],
                     list.vectors[3 * k + 2],
-                ];
-                let j = list.second[k] as usize;
-                self.kernel.neighbour(s.species[j], v, list.distances[k])
+                ],
+                r: list.distances[k],
+                fc_radial: 0.0,
+                dfc_radial: 0.0,
+                fc_angular: 0.0,
+                dfc_angular: 0.0,
             };
+            let first_new = neighbours.len();
             let shift = |k: usize| {
                 [
                     list.shifts[3 * k] as i64,
@@ -216,10 +221,14 @@ impl AniDescriptor {
             let j_global = |&j: &i64| offset + j as usize;
             if sequential() {
                 neighbours.extend((0..list.len()).map(neighbour));
+                self.kernel.fill_cutoffs(&mut neighbours[first_new..]);
                 second.extend(list.second.iter().map(j_global));
                 shifts.extend((0..list.len()).map(shift));
             } else {
                 neighbours.par_extend((0..list.len()).into_par_iter().map(neighbour));
+                neighbours[first_new..]
+                    .par_chunks_mut(1024)
+                    .for_each(|chunk| self.kernel.fill_cutoffs(chunk));
                 second.par_extend(list.second.par_iter().map(j_global));
                 shifts.par_extend((0..list.len()).into_par_iter().map(shift));
             }
