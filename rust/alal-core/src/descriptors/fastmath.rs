@@ -1,8 +1,10 @@
-//! Branch-free `exp` and `ln` that the compiler can vectorise, accurate to a few ulp.
+//! Branch-free `exp`, `ln` and the cosine cutoff, accurate to a few ulp, four lanes at a time.
 //!
-//! The descriptor spends most of its time in `exp` and `ln` over short arrays (one entry per radial
-//! shift or angle section). libm's functions are opaque calls; these are plain arithmetic on bits,
-//! so loops over them become SIMD code, and they give the same results on every machine.
+//! The descriptor spends most of its time in `exp` (and `ln` for a non-integer ζ) over short arrays
+//! (one entry per radial shift or angle section), and its neighbourhoods in the cutoff's cosine and
+//! sine. libm's functions are opaque scalar calls; these are plain arithmetic, with AVX2 versions
+//! written with intrinsics that do the same operations in the same order (no FMA), so results are
+//! the same bits on every x86-64 machine, with or without AVX2.
 
 const LOG2E: f64 = std::f64::consts::LOG2_E;
 /// ln 2 split in a high part with trailing zero bits (exact products with small integers) and the rest.
