@@ -14,28 +14,64 @@ const LN2_LO: f64 = f64::from_bits(0x3dea_39ef_3579_3c76);
 const ROUND: f64 = 6_755_399_441_055_744.0;
 const SQRT2: f64 = std::f64::consts::SQRT_2;
 
+/// A polynomial by Estrin's scheme: pairs `a_k + a_{k+1}·x`, then pairs of those with `x²`, `x⁴`,
+/// `x⁸`. The same operations as Horner's rule plus three squarings, but a dependency chain of four
+/// multiply–adds instead of one per coefficient (the scalar and the AVX2 functions share it, so
+/// both give the same bits). `$c` holds 11 or 14 coefficients, the highest power first; `$set`,
+/// `$add` and `$mul` are the lane type's broadcast, addition and multiplication.
+macro_rules! estrin {
+    (14, $c:expr, $x:expr, $set:expr, $add:expr, $mul:expr) => {{
+        let (c, x, set, add, mul) = (&$c, $x, $set, $add, $mul);
+        let a = |k: usize| set(c[13 - k]);
+        let pair = |k: usize| add(a(k), mul(a(k + 1), x));
+        let x2 = mul(x, x);
+        let x4 = mul(x2, x2);
+        let x8 = mul(x4, x4);
+        let s0 = add(pair(0), mul(pair(2), x2));
+        let s1 = add(pair(4), mul(pair(6), x2));
+        let s2 = add(pair(8), mul(pair(10), x2));
+        let t0 = add(s0, mul(s1, x4));
+        let t1 = add(s2, mul(pair(12), x4));
+        add(t0, mul(t1, x8))
+    }};
+    (11, $c:expr, $x:expr, $set:expr, $add:expr, $mul:expr) => {{
+        let (c, x, set, add, mul) = (&$c, $x, $set, $add, $mul);
+        let a = |k: usize| set(c[10 - k]);
+        let pair = |k: usize| add(a(k), mul(a(k + 1), x));
+        let x2 = mul(x, x);
+        let x4 = mul(x2, x2);
+        let x8 = mul(x4, x4);
+        let s0 = add(pair(0), mul(pair(2), x2));
+        let s1 = add(pair(4), mul(pair(6), x2));
+        let s2 = add(pair(8), mul(a(10), x2));
+        let t0 = add(s0, mul(s1, x4));
+        add(t0, mul(s2, x8))
+    }};
+}
+
+/// Estrin's scheme on `f64` (see [`estrin`]).
+macro_rules! estrin_f64 {
+    ($n:tt, $c:expr, $x:expr) => {
+        estrin!(
+            $n,
+            $c,
+            $x,
+            |v: f64| v,
+            |a: f64, b: f64| a + b,
+            |a: f64, b: f64| a * b
+        )
+    };
+}
+
 /// `e^x`; 0 below −708.39 (instead of subnormal values), `+inf` above 709.78, NaN for NaN.
 #[inline(always)]
 pub fn exp(x: f64) -> f64 {
     let xc = x.clamp(-708.0, 709.0);
     let t = xc * LOG2E + ROUND;
     let k = t - ROUND;
-    let r = (xc - k * LN2_HI) - k * LN2_LO; // |r| ≤ ln2 / 2
-                                            // Taylor series to degree 13: truncation error below 1e-17 on |r| ≤ 0.347.
-    let mut p = 1.0 / 6_227_020_800.0;
-    p = p * r + 1.0 / 479_001_600.0;
-    p = p * r + 1.0 / 39_916_800.0;
-    p = p * r + 1.0 / 3_628_800.0;
-    p = p * r + 1.0 / 362_880.0;
-    p = p * r + 1.0 / 40_320.0;
-    p = p * r + 1.0 / 5_040.0;
-    p = p * r + 1.0 / 720.0;
-    p = p * r + 1.0 / 120.0;
-    p = p * r + 1.0 / 24.0;
-    p = p * r + 1.0 / 6.0;
-    p = p * r + 0.5;
-    p = p * r + 1.0;
-    p = p * r + 1.0;
+    // |r| ≤ ln2 / 2; the Taylor series to degree 13 has a truncation error below 1e-17 there.
+    let r = (xc - k * LN2_HI) - k * LN2_LO;
+    let p = estrin_f64!(14, EXP_COEFFS, r);
     // 2^k from the integer left in the low bits of t.
     let ki = t.to_bits().wrapping_sub(ROUND.to_bits());
     let scale = f64::from_bits(ki.wrapping_add(1023) << 52);
@@ -62,17 +98,7 @@ pub fn ln(x: f64) -> f64 {
     // ln m = 2 atanh(f), f = (m − 1)/(m + 1), |f| ≤ 0.1716.
     let f = (m - 1.0) / (m + 1.0);
     let f2 = f * f;
-    let mut p = 1.0 / 23.0;
-    p = p * f2 + 1.0 / 21.0;
-    p = p * f2 + 1.0 / 19.0;
-    p = p * f2 + 1.0 / 17.0;
-    p = p * f2 + 1.0 / 15.0;
-    p = p * f2 + 1.0 / 13.0;
-    p = p * f2 + 1.0 / 11.0;
-    p = p * f2 + 1.0 / 9.0;
-    p = p * f2 + 1.0 / 7.0;
-    p = p * f2 + 1.0 / 5.0;
-    p = p * f2 + 1.0 / 3.0;
+    let p = estrin_f64!(11, LN_COEFFS, f2);
     let ln_m = 2.0 * f + 2.0 * f * f2 * p;
     e * LN2_HI + (e * LN2_LO + ln_m)
 }
@@ -169,14 +195,8 @@ const COS_COEFFS: [f64; 11] = [1.0 / 2432902008176640000.0, -1.0 / 6402373705728
 pub fn cos_sin_pi(t: f64) -> (f64, f64) {
     let y = std::f64::consts::PI * t - std::f64::consts::FRAC_PI_2;
     let u = y * y;
-    let mut p = SIN_COEFFS[0];
-    for &c in &SIN_COEFFS[1..] {
-        p = p * u + c;
-    }
-    let mut q = COS_COEFFS[0];
-    for &c in &COS_COEFFS[1..] {
-        q = q * u + c;
-    }
+    let p = estrin_f64!(11, SIN_COEFFS, u);
+    let q = estrin_f64!(11, COS_COEFFS, u);
     (-(y * p), q)
 }
 
@@ -231,10 +251,14 @@ mod avx2 {
             _mm256_sub_pd(xc, _mm256_mul_pd(k, set(LN2_HI))),
             _mm256_mul_pd(k, set(LN2_LO)),
         );
-        let mut p = set(EXP_COEFFS[0]);
-        for &c in &EXP_COEFFS[1..] {
-            p = _mm256_add_pd(_mm256_mul_pd(p, r), set(c));
-        }
+        let p = estrin!(
+            14,
+            EXP_COEFFS,
+            r,
+            |v: f64| _mm256_set1_pd(v),
+            |a, b| _mm256_add_pd(a, b),
+            |a, b| _mm256_mul_pd(a, b)
+        );
         let ki = _mm256_sub_epi64(
             _mm256_castpd_si256(t),
             _mm256_set1_epi64x(ROUND.to_bits() as i64),
@@ -277,10 +301,14 @@ mod avx2 {
         );
         let f = _mm256_div_pd(_mm256_sub_pd(m, set(1.0)), _mm256_add_pd(m, set(1.0)));
         let f2 = _mm256_mul_pd(f, f);
-        let mut p = set(LN_COEFFS[0]);
-        for &c in &LN_COEFFS[1..] {
-            p = _mm256_add_pd(_mm256_mul_pd(p, f2), set(c));
-        }
+        let p = estrin!(
+            11,
+            LN_COEFFS,
+            f2,
+            |v: f64| _mm256_set1_pd(v),
+            |a, b| _mm256_add_pd(a, b),
+            |a, b| _mm256_mul_pd(a, b)
+        );
         let two_f = _mm256_mul_pd(set(2.0), f);
         let ln_m = _mm256_add_pd(two_f, _mm256_mul_pd(_mm256_mul_pd(two_f, f2), p));
         let y = _mm256_add_pd(
@@ -343,14 +371,22 @@ mod avx2 {
             let rv = _mm256_loadu_pd(r.as_ptr().add(k));
             let y = _mm256_sub_pd(_mm256_mul_pd(pi, _mm256_div_pd(rv, rcv)), half_pi);
             let u = _mm256_mul_pd(y, y);
-            let mut p = set(SIN_COEFFS[0]);
-            for &c in &SIN_COEFFS[1..] {
-                p = _mm256_add_pd(_mm256_mul_pd(p, u), set(c));
-            }
-            let mut q = set(COS_COEFFS[0]);
-            for &c in &COS_COEFFS[1..] {
-                q = _mm256_add_pd(_mm256_mul_pd(q, u), set(c));
-            }
+            let p = estrin!(
+                11,
+                SIN_COEFFS,
+                u,
+                |v: f64| _mm256_set1_pd(v),
+                |a, b| _mm256_add_pd(a, b),
+                |a, b| _mm256_mul_pd(a, b)
+            );
+            let q = estrin!(
+                11,
+                COS_COEFFS,
+                u,
+                |v: f64| _mm256_set1_pd(v),
+                |a, b| _mm256_add_pd(a, b),
+                |a, b| _mm256_mul_pd(a, b)
+            );
             let cos = _mm256_xor_pd(_mm256_mul_pd(y, p), sign);
             let f = _mm256_add_pd(_mm256_mul_pd(set(0.5), cos), set(0.5));
             let df = _mm256_mul_pd(slope, q);
