@@ -307,6 +307,25 @@ def test_compute_batch_equals_per_structure() -> None:
     assert desc.compute_batch([]) == []
 
 
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_batch_with_empty_and_large_structures(n_threads: int) -> None:
+    """Structures without atoms between others, and one large enough to be searched in several
+    ranges of atoms in parallel: each atom's features are those of its structure alone."""
+    desc = AniDescriptor(ani_al(("Al", "Cu")), n_threads=n_threads)
+    big = al_fcc().repeat((3, 3, 2))
+    structures = [Atoms(), alcu_fcc(), Atoms(cell=[5.0, 5.0, 5.0], pbc=True), big, Atoms(), al_slab()]
+    batch = desc.compute_batch(structures)
+    assert [f.shape for f in batch] == [(len(a), desc.n_features) for a in structures]
+    for atoms, features in zip(structures, batch):
+        if len(atoms):
+            np.testing.assert_array_equal(features, desc.compute(atoms))
+    rng = np.random.default_rng(9)
+    cotangents = [rng.normal(size=(len(a), desc.n_features)) for a in structures]
+    for atoms, cot, grads in zip(structures, cotangents, desc.vjp_batch(structures, cotangents)):
+        if len(atoms):
+            np.testing.assert_allclose(grads[0], desc.vjp(atoms, cot)[0], rtol=1e-13, atol=1e-13)
+
+
 def test_vjp_batch_equals_per_structure() -> None:
     desc = AniDescriptor(ani_al(("Al", "Cu")))
     structures = batch_structures()

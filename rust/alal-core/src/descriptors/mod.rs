@@ -15,7 +15,7 @@ use rayon::prelude::*;
 
 use crate::cell::Cell;
 use crate::error::{invalid, Error, Result};
-use crate::neighbors::{neighbor_lists, Cutoff, Options, Quantities};
+use crate::neighbors::{neighbor_search, Cutoff, Options, Quantities, Sink};
 use kernel::{Kernel, Neighbour, Scratch};
 
 /// Whether the current computation runs on one thread (then without rayon).
@@ -116,6 +116,97 @@ impl Neighbourhoods {
     }
 }
 
+/// The neighbourhoods of a range of consecutive atoms of one structure, written by the cell-list
+/// search as it finds each pair (no intermediate pair list).
+struct Part<'a> {
+    species: &'a [usize],
+    /// Index of the structure's first atom in the batch.
+    offset: usize,
+    /// Index in the batch of the range's first atom.
+    first_atom: usize,
+    /// First atom of the range within its structure.
+    start: usize,
+    /// Pairs of each atom of the range.
+    counts: Vec<usize>,
+    neighbours: Vec<Neighbour>,
+    /// Index in the batch of each pair's second atom.
+    second: Vec<usize>,
+    shifts: Vec<[i64; 3]>,
+    /// The first pair closer than [`MIN_DISTANCE`]: atoms, distance (Å), shift.
+    too_close: Option<(usize, usize, f64, [i64; 3])>,
+}
+
+impl<'a> Part<'a> {
+    fn new(
+        species: &'a [usize],
+        offset: usize,
+        atoms: std::ops::Range<usize>,
+        room: usize,
+    ) -> Result<Self> {
+        // Reserved fallibly, so that a search too large for memory is an error, not an abort.
+        fn reserved<T>(room: usize) -> Result<Vec<T>> {
+            let mut v = Vec::new();
+            v.try_reserve_exact(room)
+                .map_err(|_| invalid!("cannot allocate memory for {room} neighbour pairs"))?;
+            Ok(v)
+        }
+        Ok(Part {
+            species,
+            offset,
+            first_atom: offset + atoms.start,
+            start: atoms.start,
+            counts: vec![0; atoms.len()],
+            neighbours: reserved(room)?,
+            second: reserved(room)?,
+            shifts: reserved(room)?,
+            too_close: None,
+        })
+    }
+}
+
+impl Sink for Part<'_> {
+    #[inline(always)]
+    fn push(&mut self, _: Quantities, i: usize, j: usize, s: [i64; 3], v: [f64; 3], d: f64) {
+        if !(d >= MIN_DISTANCE) && self.too_close.is_none() {
+            self.too_close = Some((i, j, d, s));
+        }
+        self.counts[i - self.start] += 1;
+        self.neighbours.push(Neighbour {
+            species: self.species[j],
+            v,
+            r: d,
+            fc_radial: 0.0,
+            dfc_radial: 0.0,
+            fc_angular: 0.0,
+            dfc_angular: 0.0,
+        });
+        self.second.push(self.offset + j);
+        self.shifts.push(s);
+    }
+}
+
+/// The slices one after the other in a new vector, copied in parallel.
+fn concatenate<T: Copy + Send + Sync>(slices: Vec<&[T]>) -> Vec<T> {
+    let total = slices.iter().map(|x| x.len()).sum();
+    let mut out = Vec::with_capacity(total);
+    let mut rest = &mut out.spare_capacity_mut()[..total];
+    let mut targets = Vec::with_capacity(slices.len());
+    for x in &slices {
+        let (head, tail) = rest.split_at_mut(x.len());
+        targets.push(head);
+        rest = tail;
+    }
+    targets.into_par_iter().zip(slices).for_each(|(dst, src)| {
+        for (d, s) in dst.iter_mut().zip(src) {
+            d.write(*s);
+        }
+    });
+    // SAFETY: the targets cover the first `total` entries of the capacity exactly once, and
+    // every one of them was written above.
+    unsafe { out.set_len(total) };
+    out
+}
+
 /// The ANI descriptor for one parameter set.
 #[derive(Debug, Clone)]
 pub struct AniDescriptor {
@@ -159,7 +250,6 @@ impl AniDescriptor {
                 ));
             }
         }
-        let systems: Vec<_> = structures.iter().map(|s| (s.positions, s.cell)).collect();
         let options = Options {
             full_list: true,
             self_interaction: false,
@@ -169,79 +259,79 @@ impl AniDescriptor {
                 distances: true,
             },
         };
-        let lists = neighbor_lists(&systems, &Cutoff::Uniform(p.max_cutoff()), &options)?;
-        let n_atoms: usize = structures.iter().map(|s| s.species.len()).sum();
-        let n_pairs: usize = lists.iter().map(|l| l.len()).sum();
+        let cutoff = Cutoff::Uniform(p.max_cutoff());
         let mut atom_start = Vec::with_capacity(structures.len() + 1);
-        let mut pair_start = vec![0usize; n_atoms + 1];
-        let mut neighbours = Vec::with_capacity(n_pairs);
-        let mut second = Vec::with_capacity(n_pairs);
-        let mut shifts = Vec::with_capacity(n_pairs);
-        let mut offset = 0usize;
-        for (b, (s, list)) in structures.iter().zip(&lists).enumerate() {
+        let mut offset = 0;
+        for s in structures {
             atom_start.push(offset);
-            let too_close = |k: &usize| !(list.distances[*k] >= MIN_DISTANCE);
-            let close = if sequential() {
-                (0..list.len()).find(too_close)
-            } else {
-                (0..list.len()).into_par_iter().find_first(too_close)
-            };
-            if let Some(k) = close {
-                return Err(invalid!(
-                    "structure {b}: atoms {} and {} are {:.3e} Å apart (shift {:?}): \
-                     overlapping atoms have no defined descriptor gradient",
-                    list.first[k],
-                    list.second[k],
-                    list.distances[k],
-                    &list.shifts[3 * k..3 * k + 3]
-                ));
-            }
-            // Species, vectors and distances first; then the cutoff functions, in blocks.
-            let neighbour = |k: usize| Neighbour {
-                species: s.species[list.second[k] as usize],
-                v: [
-                    list.vectors[3 * k],
-                    list.vectors[3 * k + 1],
-                    list.vectors[3 * k + 2],
-                ],
-                r: list.distances[k],
-                fc_radial: 0.0,
-                dfc_radial: 0.0,
-                fc_angular: 0.0,
-                dfc_angular: 0.0,
-            };
-            let first_new = neighbours.len();
-            let shift = |k: usize| {
-                [
-                    list.shifts[3 * k] as i64,
-                    list.shifts[3 * k + 1] as i64,
-                    list.shifts[3 * k + 2] as i64,
-                ]
-            };
-            let j_global = |&j: &i64| offset + j as usize;
-            if sequential() {
-                neighbours.extend((0..list.len()).map(neighbour));
-                self.kernel.fill_cutoffs(&mut neighbours[first_new..]);
-                second.extend(list.second.iter().map(j_global));
-                shifts.extend((0..list.len()).map(shift));
-            } else {
-                neighbours.par_extend((0..list.len()).into_par_iter().map(neighbour));
-                neighbours[first_new..]
-                    .par_chunks_mut(1024)
-                    .for_each(|chunk| self.kernel.fill_cutoffs(chunk));
-                second.par_extend(list.second.par_iter().map(j_global));
-                shifts.par_extend((0..list.len()).into_par_iter().map(shift));
-            }
-            for &i in &list.first {
-                pair_start[offset + i as usize + 1] += 1;
-            }
             offset += s.species.len();
         }
         atom_start.push(offset);
-        for a in 0..n_atoms {
-            pair_start[a + 1] += pair_start[a];
+        // The cell-list search writes each structure's neighbourhoods straight into parts (one
+        // per range of atoms), in parallel over structures and, within one, over ranges of atoms.
+        let search = |b: usize| -> Result<Vec<Part>> {
+            let s = &structures[b];
+            let mut parts =
+                neighbor_search(s.positions, &s.cell, &cutoff, &options, |atoms, room| {
+                    Part::new(s.species, atom_start[b], atoms, room)
+                })
+                .map_err(|e| match e {
+                    Error::InvalidInput(m) => Error::InvalidInput(format!("structure {b}: {m}")),
+                    other => other,
+                })?;
+            if let Some(c) = parts.iter().find_map(|part| part.too_close) {
+                return Err(invalid!(
+                    "structure {b}: atoms {} and {} are {:.3e} Å apart (shift {:?}): \
+                     overlapping atoms have no defined descriptor gradient",
+                    c.0,
+                    c.1,
+                    c.2,
+                    c.3
+                ));
+            }
+            let fill = |part: &mut Part| self.kernel.fill_cutoffs(&mut part.neighbours);
+            if sequential() {
+                parts.iter_mut().for_each(fill);
+            } else {
+                parts.par_iter_mut().for_each(fill);
+            }
+            Ok(parts)
+        };
+        let per_structure: Vec<Vec<Part>> = if sequential() {
+            (0..structures.len()).map(search).collect::<Result<_>>()?
+        } else {
+            (0..structures.len())
+                .into_par_iter()
+                .map(search)
+                .collect::<Result<_>>()?
+        };
+        let mut parts: Vec<Part> = per_structure.into_iter().flatten().collect();
+        let n_atoms = offset;
+        let mut pair_start = Vec::with_capacity(n_atoms + 1);
+        pair_start.push(0);
+        for part in &parts {
+            // Atoms without a part (structures without atoms or without a cutoff) have no pairs.
+            while pair_start.len() <= part.first_atom {
+                pair_start.push(*pair_start.last().unwrap_or(&0));
+            }
+            for &c in &part.counts {
+                pair_start.push(pair_start[pair_start.len() - 1] + c);
+            }
         }
-        if pair_start[n_atoms] != n_pairs {
+        while pair_start.len() <= n_atoms {
+            pair_start.push(*pair_start.last().unwrap_or(&0));
+        }
+        let (neighbours, second, shifts) = if parts.len() == 1 {
+            let part = parts.pop().expect("one part");
+            (part.neighbours, part.second, part.shifts)
+        } else {
+            (
+                concatenate(parts.iter().map(|q| &q.neighbours[..]).collect()),
+                concatenate(parts.iter().map(|q| &q.second[..]).collect()),
+                concatenate(parts.iter().map(|q| &q.shifts[..]).collect()),
+            )
+        };
+        if pair_start[n_atoms] != neighbours.len() {
             return Err(Error::Internal("pair offsets do not add up".into()));
         }
         Ok(Neighbourhoods {

@@ -1,6 +1,7 @@
 //! The cell-list search itself.
 
 use ndarray::ArrayView2;
+use rayon::prelude::*;
 
 use super::bins::{neighbour_bin, Bins};
 use super::output::{fill_in_parallel, Sink};
@@ -21,6 +22,92 @@ pub fn neighbor_list(
     cutoff: &Cutoff,
     options: &Options,
 ) -> Result<PairList> {
+    let Some((bins, max_cutoff)) = bin_atoms(positions, cell, cutoff)? else {
+        return Ok(PairList::default());
+    };
+    let n_atoms = positions.nrows();
+    let search = Search {
+        cutoff,
+        options,
+        bins: &bins,
+        max_cutoff,
+    };
+    let ranges = atom_ranges(n_atoms);
+    if ranges.len() == 1 {
+        // Room from each atom's local density with a margin: an estimate from the mean density
+        // alone falls short for shells just inside the cutoff, and the regrowth copies everything.
+        let mut out = PairList::try_with_capacity(bins.capacity_for(0..n_atoms), options)?;
+        fill_range(0..n_atoms, &search, &mut out);
+        return Ok(out);
+    }
+    let capacities: Vec<usize> = ranges
+        .iter()
+        .map(|r| bins.capacity_for(r.clone()))
+        .collect();
+    fill_in_parallel(&capacities, options.quantities, |k, region| {
+        fill_range(ranges[k].clone(), &search, region)
+    })
+}
+
+/// The pairs of one structure pushed into sinks of the caller's own kind, one sink per range of
+/// consecutive atoms (a single range on one thread; ranges searched in parallel otherwise),
+/// returned in atom order. `make(range, capacity)` creates the sink of a range, with room for
+/// about `capacity` pairs. The same pairs, in the same order, as [`neighbor_list`]; `d` is the
+/// distance when `options.quantities.distances` is set.
+pub(crate) fn neighbor_search<S, F>(
+    positions: ArrayView2<'_, f64>,
+    cell: &Cell,
+    cutoff: &Cutoff,
+    options: &Options,
+    make: F,
+) -> Result<Vec<S>>
+where
+    S: Sink + Send,
+    F: Fn(std::ops::Range<usize>, usize) -> Result<S> + Sync,
+{
+    let Some((bins, max_cutoff)) = bin_atoms(positions, cell, cutoff)? else {
+        return Ok(Vec::new());
+    };
+    let search = Search {
+        cutoff,
+        options,
+        bins: &bins,
+        max_cutoff,
+    };
+    let run = |atoms: std::ops::Range<usize>| -> Result<S> {
+        let mut out = make(atoms.clone(), bins.capacity_for(atoms.clone()))?;
+        fill_range(atoms, &search, &mut out);
+        Ok(out)
+    };
+    let ranges = atom_ranges(positions.nrows());
+    if ranges.len() == 1 {
+        ranges.into_iter().map(run).collect()
+    } else {
+        ranges.into_par_iter().map(run).collect()
+    }
+}
+
+/// Consecutive ranges of atoms searched as one task each: all atoms on one thread or for small
+/// structures, otherwise about eight ranges per thread.
+fn atom_ranges(n_atoms: usize) -> Vec<std::ops::Range<usize>> {
+    let threads = crate::threads::current_threads().max(1);
+    if threads == 1 || n_atoms < 64 {
+        return vec![0..n_atoms];
+    }
+    let chunk = n_atoms.div_ceil(8 * threads).max(16);
+    (0..n_atoms)
+        .step_by(chunk)
+        .map(|a| a..(a + chunk).min(n_atoms))
+        .collect()
+}
+
+/// Checks the input and sorts the atoms into bins; `None` when there is nothing to search (no
+/// atoms or a zero cutoff).
+fn bin_atoms(
+    positions: ArrayView2<'_, f64>,
+    cell: &Cell,
+    cutoff: &Cutoff,
+) -> Result<Option<(Bins, f64)>> {
     if positions.ncols() != 3 {
         return Err(invalid!(
             "positions must have shape (n_atoms, 3), got {:?}",
@@ -44,40 +131,11 @@ pub fn neighbor_list(
     cutoff.validate(n_atoms)?;
     let max_cutoff = cutoff.max();
     if n_atoms == 0 || !(max_cutoff > 0.0) {
-        return Ok(PairList::default());
+        return Ok(None);
     }
     let frame = cell.frame()?;
     let bins = Bins::new(&points, cell, &frame, max_cutoff)?;
-
-    let threads = crate::threads::current_threads().max(1);
-    let search = Search {
-        cutoff,
-        options,
-        bins: &bins,
-        max_cutoff,
-    };
-    let run = |atoms: std::ops::Range<usize>| -> Result<PairList> {
-        // Room from each atom's local density with a margin: an estimate from the mean density
-        // alone falls short for shells just inside the cutoff, and the regrowth copies everything.
-        let mut out = PairList::try_with_capacity(bins.capacity_for(atoms.clone()), options)?;
-        fill_range(atoms, &search, &mut out);
-        Ok(out)
-    };
-    if threads == 1 || n_atoms < 64 {
-        return run(0..n_atoms);
-    }
-    let chunk = n_atoms.div_ceil(8 * threads).max(16);
-    let ranges: Vec<_> = (0..n_atoms)
-        .step_by(chunk)
-        .map(|a| a..(a + chunk).min(n_atoms))
-        .collect();
-    let capacities: Vec<usize> = ranges
-        .iter()
-        .map(|r| bins.capacity_for(r.clone()))
-        .collect();
-    fill_in_parallel(&capacities, options.quantities, |k, region| {
-        fill_range(ranges[k].clone(), &search, region)
-    })
+    Ok(Some((bins, max_cutoff)))
 }
 
 /// Bit `k` set when slot `k` of the block (at most 64 slots, coordinates relative to the atom via

@@ -11,7 +11,9 @@ mod cutoff;
 mod output;
 
 pub use cell_list::neighbor_list;
+pub(crate) use cell_list::neighbor_search;
 pub use cutoff::Cutoff;
+pub(crate) use output::Sink;
 
 use ndarray::ArrayView2;
 use rayon::prelude::*;
