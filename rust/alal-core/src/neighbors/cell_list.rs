@@ -92,7 +92,7 @@ where
 fn atom_ranges(n_atoms: usize) -> Vec<std::ops::Range<usize>> {
     let threads = crate::threads::current_threads().max(1);
     if threads == 1 || n_atoms < 64 {
-        return vec![0..n_atoms];
+        return std::iter::once(0..n_atoms).collect();
     }
     let chunk = n_atoms.div_ceil(8 * threads).max(16);
     (0..n_atoms)
