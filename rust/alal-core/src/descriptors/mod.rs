@@ -485,27 +485,46 @@ impl AniDescriptor {
         } else {
             slices.into_par_iter().enumerate().for_each_init(init, body);
         }
-        let mut positions = Array3::<f64>::zeros((m, nh.n_atoms(), 3));
+        let n_atoms = nh.n_atoms();
+        let mut positions = Array3::<f64>::zeros((m, n_atoms, 3));
         let mut cells = Array4::<f64>::zeros((m, n_structures, 3, 3));
         let mut virials = Array4::<f64>::zeros((m, n_structures, 3, 3));
+        // Pair gradients onto both atoms and into each structure's cell gradient and virial, in
+        // pair order (flat slices and 3×3 accumulators: the same sums as indexing the arrays).
+        let pos = positions
+            .as_slice_mut()
+            .ok_or_else(|| Error::Internal("positions array not contiguous".into()))?;
+        let (mut cell_acc, mut vir_acc) = (vec![[[0.0f64; 3]; 3]; m], vec![[[0.0f64; 3]; 3]; m]);
         for b in 0..n_structures {
+            cell_acc.fill([[0.0; 3]; 3]);
+            vir_acc.fill([[0.0; 3]; 3]);
             for i in nh.atom_start[b]..nh.atom_start[b + 1] {
                 for p in nh.pairs(i) {
                     let j = nh.second[p];
-                    let s = nh.shifts[p];
+                    let s = nh.shifts[p].map(|x| x as f64);
                     let v = nh.neighbours[p].v;
                     for k in 0..m {
                         let g = pair_grad[p * m + k];
+                        let (oj, oi) = ((k * n_atoms + j) * 3, (k * n_atoms + i) * 3);
                         for c in 0..3 {
-                            positions[[k, j, c]] += g[c];
-                            positions[[k, i, c]] -= g[c];
+                            pos[oj + c] += g[c];
+                            pos[oi + c] -= g[c];
                         }
+                        let (cell, vir) = (&mut cell_acc[k], &mut vir_acc[k]);
                         for x in 0..3 {
                             for y in 0..3 {
-                                cells[[k, b, x, y]] += s[x] as f64 * g[y];
-                                virials[[k, b, x, y]] -= v[x] * g[y];
+                                cell[x][y] += s[x] * g[y];
+                                vir[x][y] -= v[x] * g[y];
                             }
                         }
+                    }
+                }
+            }
+            for k in 0..m {
+                for x in 0..3 {
+                    for y in 0..3 {
+                        cells[[k, b, x, y]] = cell_acc[k][x][y];
+                        virials[[k, b, x, y]] = vir_acc[k][x][y];
                     }
                 }
             }
