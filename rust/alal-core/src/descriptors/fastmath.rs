@@ -3,8 +3,24 @@
 //! The descriptor spends most of its time in `exp` (and `ln` for a non-integer ζ) over short arrays
 //! (one entry per radial shift or angle section), and its neighbourhoods in the cutoff's cosine and
 //! sine. libm's functions are opaque scalar calls; these are plain arithmetic, with AVX2 versions
-//! written with intrinsics that do the same operations in the same order (no FMA), so results are
-//! the same bits on every x86-64 machine, with or without AVX2.
+//! written with intrinsics that do the same operations in the same order. Their polynomials use
+//! fused multiply–adds: `f64::mul_add` in the scalar functions and `vfmadd` in the vector ones,
+//! both correctly rounded, so results are the same bits on every machine (one without FMA
+//! hardware runs the scalar functions, slowly, through libm's `fma`).
+
+/// Whether the CPU has AVX2 and FMA, which the four-lane functions and the descriptor kernels'
+/// fast paths need.
+#[inline(always)]
+pub(crate) fn simd() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
 
 const LOG2E: f64 = std::f64::consts::LOG2_E;
 /// ln 2 split in a high part with trailing zero bits (exact products with small integers) and the rest.
@@ -15,37 +31,38 @@ const ROUND: f64 = 6_755_399_441_055_744.0;
 const SQRT2: f64 = std::f64::consts::SQRT_2;
 
 /// A polynomial by Estrin's scheme: pairs `a_k + a_{k+1}·x`, then pairs of those with `x²`, `x⁴`,
-/// `x⁸`. The same operations as Horner's rule plus three squarings, but a dependency chain of four
-/// multiply–adds instead of one per coefficient (the scalar and the AVX2 functions share it, so
+/// `x⁸`. The same fused multiply–adds as Horner's rule plus three squarings, but a dependency
+/// chain of four instead of one per coefficient (the scalar and the AVX2 functions share it, so
 /// both give the same bits). `$c` holds 11 or 14 coefficients, the highest power first; `$set`,
-/// `$add` and `$mul` are the lane type's broadcast, addition and multiplication.
+/// `$fma` (`a·b + c`, rounded once) and `$mul` are the lane type's broadcast, fused multiply–add
+/// and multiplication.
 macro_rules! estrin {
-    (14, $c:expr, $x:expr, $set:expr, $add:expr, $mul:expr) => {{
-        let (c, x, set, add, mul) = (&$c, $x, $set, $add, $mul);
+    (14, $c:expr, $x:expr, $set:expr, $fma:expr, $mul:expr) => {{
+        let (c, x, set, fma, mul) = (&$c, $x, $set, $fma, $mul);
         let a = |k: usize| set(c[13 - k]);
-        let pair = |k: usize| add(a(k), mul(a(k + 1), x));
+        let pair = |k: usize| fma(a(k + 1), x, a(k));
         let x2 = mul(x, x);
         let x4 = mul(x2, x2);
         let x8 = mul(x4, x4);
-        let s0 = add(pair(0), mul(pair(2), x2));
-        let s1 = add(pair(4), mul(pair(6), x2));
-        let s2 = add(pair(8), mul(pair(10), x2));
-        let t0 = add(s0, mul(s1, x4));
-        let t1 = add(s2, mul(pair(12), x4));
-        add(t0, mul(t1, x8))
+        let s0 = fma(pair(2), x2, pair(0));
+        let s1 = fma(pair(6), x2, pair(4));
+        let s2 = fma(pair(10), x2, pair(8));
+        let t0 = fma(s1, x4, s0);
+        let t1 = fma(pair(12), x4, s2);
+        fma(t1, x8, t0)
     }};
-    (11, $c:expr, $x:expr, $set:expr, $add:expr, $mul:expr) => {{
-        let (c, x, set, add, mul) = (&$c, $x, $set, $add, $mul);
+    (11, $c:expr, $x:expr, $set:expr, $fma:expr, $mul:expr) => {{
+        let (c, x, set, fma, mul) = (&$c, $x, $set, $fma, $mul);
         let a = |k: usize| set(c[10 - k]);
-        let pair = |k: usize| add(a(k), mul(a(k + 1), x));
+        let pair = |k: usize| fma(a(k + 1), x, a(k));
         let x2 = mul(x, x);
         let x4 = mul(x2, x2);
         let x8 = mul(x4, x4);
-        let s0 = add(pair(0), mul(pair(2), x2));
-        let s1 = add(pair(4), mul(pair(6), x2));
-        let s2 = add(pair(8), mul(a(10), x2));
-        let t0 = add(s0, mul(s1, x4));
-        add(t0, mul(s2, x8))
+        let s0 = fma(pair(2), x2, pair(0));
+        let s1 = fma(pair(6), x2, pair(4));
+        let s2 = fma(a(10), x2, pair(8));
+        let t0 = fma(s1, x4, s0);
+        fma(s2, x8, t0)
     }};
 }
 
@@ -57,7 +74,7 @@ macro_rules! estrin_f64 {
             $c,
             $x,
             |v: f64| v,
-            |a: f64, b: f64| a + b,
+            |a: f64, b: f64, c: f64| a.mul_add(b, c),
             |a: f64, b: f64| a * b
         )
     };
@@ -146,15 +163,36 @@ pub fn ln_guarded(x: f64) -> f64 {
     }
 }
 
-/// `e^x` of every entry, in place. With AVX2, four entries per instruction; otherwise [`exp`] one
-/// by one. Both give the same bits: the same operations in the same order, without FMA.
+/// `e^x` of every entry, in place. With AVX2 and FMA, four entries per instruction; otherwise
+/// [`exp`] one by one. Both give the same bits: the same operations in the same order.
 #[inline(always)]
 pub fn exp_in_place(xs: &mut [f64]) {
     #[cfg(target_arch = "x86_64")]
     {
-        if xs.len() >= 4 && std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2 (checked just above).
+        if xs.len() >= 4 && simd() {
+            // SAFETY: the CPU supports AVX2 and FMA (checked just above).
             unsafe { avx2::exp_in_place(xs) };
+            return;
+        }
+    }
+    for x in xs {
+        *x = exp(*x);
+    }
+}
+
+/// [`exp_in_place`] for entries known to be finite and `≤ 0` (the Gaussians `−η (r − Rs)²`): the
+/// same bits, without the vector version's tests for overflow and NaN.
+#[inline(always)]
+pub fn exp_nonpositive_in_place(xs: &mut [f64]) {
+    debug_assert!(
+        xs.iter().all(|&x| x <= 0.0),
+        "exp_nonpositive_in_place: an entry is > 0 or NaN"
+    );
+    #[cfg(target_arch = "x86_64")]
+    {
+        if xs.len() >= 4 && simd() {
+            // SAFETY: the CPU supports AVX2 and FMA (checked just above).
+            unsafe { avx2::exp_nonpositive_in_place(xs) };
             return;
         }
     }
@@ -168,8 +206,8 @@ pub fn exp_in_place(xs: &mut [f64]) {
 pub fn ln_guarded_in_place(xs: &mut [f64]) {
     #[cfg(target_arch = "x86_64")]
     {
-        if xs.len() >= 4 && std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2 (checked just above).
+        if xs.len() >= 4 && simd() {
+            // SAFETY: the CPU supports AVX2 and FMA (checked just above).
             unsafe { avx2::ln_guarded_in_place(xs) };
             return;
         }
@@ -219,8 +257,8 @@ pub fn cosine_cutoffs(r: &[f64], rc: f64, fc: &mut [f64], dfc: &mut [f64]) {
     let mut done = 0;
     #[cfg(target_arch = "x86_64")]
     {
-        if n >= 4 && std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2 (checked just above).
+        if n >= 4 && simd() {
+            // SAFETY: the CPU supports AVX2 and FMA (checked just above).
             done = unsafe { avx2::cosine_cutoffs(&r[..n], rc, &mut fc[..n], &mut dfc[..n]) };
         }
     }
@@ -240,11 +278,32 @@ mod avx2 {
     use std::arch::x86_64::*;
 
     #[inline]
-    #[target_feature(enable = "avx2")]
+    #[target_feature(enable = "avx2,fma")]
     unsafe fn exp4(x: __m256d) -> __m256d {
         let set = |v: f64| _mm256_set1_pd(v);
         // clamp(−708, 709): NaN lanes are restored at the end.
         let xc = _mm256_min_pd(_mm256_max_pd(x, set(-708.0)), set(709.0));
+        let y = exp4_clamped(x, xc);
+        let y = _mm256_blendv_pd(
+            y,
+            set(f64::INFINITY),
+            _mm256_cmp_pd::<_CMP_GT_OQ>(x, set(709.78)),
+        );
+        _mm256_blendv_pd(y, set(f64::NAN), _mm256_cmp_pd::<_CMP_UNORD_Q>(x, x))
+    }
+
+    /// [`exp4`] of finite lanes `≤ 0`: no upper clamp, no overflow or NaN lanes to restore.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn exp_nonpositive4(x: __m256d) -> __m256d {
+        exp4_clamped(x, _mm256_max_pd(x, _mm256_set1_pd(-708.0)))
+    }
+
+    /// `e^x` from `xc`, `x` clamped to `[−708, 709]`; 0 where `x < −708.39`.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn exp4_clamped(x: __m256d, xc: __m256d) -> __m256d {
+        let set = |v: f64| _mm256_set1_pd(v);
         let t = _mm256_add_pd(_mm256_mul_pd(xc, set(LOG2E)), set(ROUND));
         let k = _mm256_sub_pd(t, set(ROUND));
         let r = _mm256_sub_pd(
@@ -256,7 +315,7 @@ mod avx2 {
             EXP_COEFFS,
             r,
             |v: f64| _mm256_set1_pd(v),
-            |a, b| _mm256_add_pd(a, b),
+            |a, b, c| _mm256_fmadd_pd(a, b, c),
             |a, b| _mm256_mul_pd(a, b)
         );
         let ki = _mm256_sub_epi64(
@@ -265,17 +324,11 @@ mod avx2 {
         );
         let scale = _mm256_slli_epi64::<52>(_mm256_add_epi64(ki, _mm256_set1_epi64x(1023)));
         let y = _mm256_mul_pd(p, _mm256_castsi256_pd(scale));
-        let y = _mm256_blendv_pd(y, set(0.0), _mm256_cmp_pd::<_CMP_LT_OQ>(x, set(-708.39)));
-        let y = _mm256_blendv_pd(
-            y,
-            set(f64::INFINITY),
-            _mm256_cmp_pd::<_CMP_GT_OQ>(x, set(709.78)),
-        );
-        _mm256_blendv_pd(y, set(f64::NAN), _mm256_cmp_pd::<_CMP_UNORD_Q>(x, x))
+        _mm256_blendv_pd(y, set(0.0), _mm256_cmp_pd::<_CMP_LT_OQ>(x, set(-708.39)))
     }
 
     #[inline]
-    #[target_feature(enable = "avx2")]
+    #[target_feature(enable = "avx2,fma")]
     unsafe fn ln_guarded4(x: __m256d) -> __m256d {
         let set = |v: f64| _mm256_set1_pd(v);
         let positive = _mm256_cmp_pd::<_CMP_GT_OQ>(x, set(1e-300));
@@ -306,7 +359,7 @@ mod avx2 {
             LN_COEFFS,
             f2,
             |v: f64| _mm256_set1_pd(v),
-            |a, b| _mm256_add_pd(a, b),
+            |a, b, c| _mm256_fmadd_pd(a, b, c),
             |a, b| _mm256_mul_pd(a, b)
         );
         let two_f = _mm256_mul_pd(set(2.0), f);
@@ -339,17 +392,25 @@ mod avx2 {
     }
 
     /// # Safety
-    /// The CPU must support AVX2; `xs.len() >= 4`.
+    /// The CPU must support AVX2 and FMA; `xs.len() >= 4`.
     #[inline]
-    #[target_feature(enable = "avx2")]
+    #[target_feature(enable = "avx2,fma")]
     pub unsafe fn exp_in_place(xs: &mut [f64]) {
         map4!(xs, exp4);
     }
 
     /// # Safety
-    /// The CPU must support AVX2; `xs.len() >= 4`.
+    /// The CPU must support AVX2 and FMA; `xs.len() >= 4`.
     #[inline]
-    #[target_feature(enable = "avx2")]
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn exp_nonpositive_in_place(xs: &mut [f64]) {
+        map4!(xs, exp_nonpositive4);
+    }
+
+    /// # Safety
+    /// The CPU must support AVX2 and FMA; `xs.len() >= 4`.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
     pub unsafe fn ln_guarded_in_place(xs: &mut [f64]) {
         map4!(xs, ln_guarded4);
     }
@@ -357,9 +418,9 @@ mod avx2 {
     /// Whole groups of four of [`super::cosine_cutoffs`]; returns how many entries were done.
     ///
     /// # Safety
-    /// The CPU must support AVX2.
+    /// The CPU must support AVX2 and FMA.
     #[inline]
-    #[target_feature(enable = "avx2")]
+    #[target_feature(enable = "avx2,fma")]
     pub unsafe fn cosine_cutoffs(r: &[f64], rc: f64, fc: &mut [f64], dfc: &mut [f64]) -> usize {
         let n = r.len().min(fc.len()).min(dfc.len()) / 4 * 4;
         let set = |v: f64| _mm256_set1_pd(v);
@@ -376,7 +437,7 @@ mod avx2 {
                 SIN_COEFFS,
                 u,
                 |v: f64| _mm256_set1_pd(v),
-                |a, b| _mm256_add_pd(a, b),
+                |a, b, c| _mm256_fmadd_pd(a, b, c),
                 |a, b| _mm256_mul_pd(a, b)
             );
             let q = estrin!(
@@ -384,7 +445,7 @@ mod avx2 {
                 COS_COEFFS,
                 u,
                 |v: f64| _mm256_set1_pd(v),
-                |a, b| _mm256_add_pd(a, b),
+                |a, b, c| _mm256_fmadd_pd(a, b, c),
                 |a, b| _mm256_mul_pd(a, b)
             );
             let cos = _mm256_xor_pd(_mm256_mul_pd(y, p), sign);
@@ -482,6 +543,20 @@ mod tests {
                 exp_in_place(&mut e);
                 for (&x, &y) in chunk.iter().zip(&e) {
                     assert_eq!(y.to_bits(), exp(x).to_bits(), "exp({x}), {len} entries");
+                }
+            }
+        }
+        let nonpositive: Vec<f64> = values
+            .iter()
+            .copied()
+            .filter(|x| *x <= 0.0 && x.is_finite())
+            .collect();
+        for len in 1..=13 {
+            for chunk in nonpositive.chunks(len) {
+                let mut e = chunk.to_vec();
+                exp_nonpositive_in_place(&mut e);
+                for (&x, &y) in chunk.iter().zip(&e) {
+                    assert_eq!(y.to_bits(), exp(x).to_bits(), "exp({x}) ≤ 0, {len} entries");
                 }
             }
         }

@@ -5,17 +5,18 @@
 use super::fastmath;
 use super::params::{AniParams, MAX_ANGULAR, MAX_RADIAL};
 
-/// A public method that runs an `#[inline(always)]` implementation compiled for AVX2 when the CPU
-/// has it, and for the baseline otherwise. Both use the same operations in the same order (no FMA
-/// contraction), so results are bitwise identical.
+/// A public method that runs an `#[inline(always)]` implementation compiled for AVX2 and FMA when
+/// the CPU has them, and for the baseline otherwise. Both use the same operations in the same
+/// order (FMA only where the code asks for `mul_add`, correctly rounded either way), so results
+/// are bitwise identical.
 macro_rules! dispatch {
     ($(#[$doc:meta])* $name:ident, $avx2:ident, $imp:ident($($arg:ident: $ty:ty),*)) => {
         $(#[$doc])*
         pub fn $name(&self, $($arg: $ty),*) {
             #[cfg(target_arch = "x86_64")]
             {
-                if std::arch::is_x86_feature_detected!("avx2") {
-                    // SAFETY: the CPU supports AVX2 (checked just above).
+                if fastmath::simd() {
+                    // SAFETY: the CPU supports AVX2 and FMA (checked just above).
                     return unsafe { self.$avx2($($arg),*) };
                 }
             }
@@ -23,7 +24,7 @@ macro_rules! dispatch {
         }
 
         #[cfg(target_arch = "x86_64")]
-        #[target_feature(enable = "avx2")]
+        #[target_feature(enable = "avx2,fma")]
         unsafe fn $avx2(&self, $($arg: $ty),*) {
             self.$imp($($arg),*)
         }
@@ -445,7 +446,7 @@ impl Kernel {
             let x = m - shift;
             *r = -eta * x * x;
         }
-        fastmath::exp_in_place(rad);
+        fastmath::exp_nonpositive_in_place(rad);
         if let Some(drad) = drad {
             let drad = &mut drad[..n];
             for a in 0..n {
@@ -466,7 +467,7 @@ impl Kernel {
             let x = r - shift;
             *gk = -eta * x * x;
         }
-        fastmath::exp_in_place(g);
+        fastmath::exp_nonpositive_in_place(g);
         for gk in g.iter_mut() {
             *gk *= q;
         }
