@@ -271,14 +271,18 @@ impl AniDescriptor {
         // per range of atoms), in parallel over structures and, within one, over ranges of atoms.
         let search = |b: usize| -> Result<Vec<Part>> {
             let s = &structures[b];
-            let mut parts =
-                neighbor_search(s.positions, &s.cell, &cutoff, &options, |atoms, room| {
-                    Part::new(s.species, atom_start[b], atoms, room)
-                })
-                .map_err(|e| match e {
-                    Error::InvalidInput(m) => Error::InvalidInput(format!("structure {b}: {m}")),
-                    other => other,
-                })?;
+            let mut parts = neighbor_search(
+                s.positions,
+                &s.cell,
+                &cutoff,
+                &options,
+                false,
+                |atoms, room| Part::new(s.species, atom_start[b], atoms, room),
+            )
+            .map_err(|e| match e {
+                Error::InvalidInput(m) => Error::InvalidInput(format!("structure {b}: {m}")),
+                other => other,
+            })?;
             if let Some(c) = parts.iter().find_map(|part| part.too_close) {
                 return Err(invalid!(
                     "structure {b}: atoms {} and {} are {:.3e} Å apart (shift {:?}): \

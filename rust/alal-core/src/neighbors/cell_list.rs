@@ -31,6 +31,7 @@ pub fn neighbor_list(
         options,
         bins: &bins,
         max_cutoff,
+        sorted: true,
     };
     let ranges = atom_ranges(n_atoms);
     if ranges.len() == 1 {
@@ -52,13 +53,15 @@ pub fn neighbor_list(
 /// The pairs of one structure pushed into sinks of the caller's own kind, one sink per range of
 /// consecutive atoms (a single range on one thread; ranges searched in parallel otherwise),
 /// returned in atom order. `make(range, capacity)` creates the sink of a range, with room for
-/// about `capacity` pairs. The same pairs, in the same order, as [`neighbor_list`]; `d` is the
+/// about `capacity` pairs. The same pairs as [`neighbor_list`], in its order when `sorted`, and
+/// otherwise in the order the search finds them (the same whatever the thread count); `d` is the
 /// distance when `options.quantities.distances` is set.
 pub(crate) fn neighbor_search<S, F>(
     positions: ArrayView2<'_, f64>,
     cell: &Cell,
     cutoff: &Cutoff,
     options: &Options,
+    sorted: bool,
     make: F,
 ) -> Result<Vec<S>>
 where
@@ -73,6 +76,7 @@ where
         options,
         bins: &bins,
         max_cutoff,
+        sorted,
     };
     let run = |atoms: std::ops::Range<usize>| -> Result<S> {
         let mut out = make(atoms.clone(), bins.capacity_for(atoms.clone()))?;
@@ -196,6 +200,9 @@ struct Search<'a> {
     options: &'a Options,
     bins: &'a Bins,
     max_cutoff: f64,
+    /// Each atom's pairs sorted by `(j, S)`, as ASE orders them; otherwise in the (deterministic)
+    /// order the search visits the bins.
+    sorted: bool,
 }
 
 /// Pairs of the atoms in `atoms`, in order, into `out`; compiled for AVX2 too, chosen at run time
@@ -242,6 +249,7 @@ fn pairs_of_atom(
         options,
         bins,
         max_cutoff,
+        sorted,
     } = *search;
     found.clear();
     let home = bins.unflatten(bins.bin_of[i]);
@@ -354,6 +362,13 @@ fn pairs_of_atom(
             f.d = f.d.sqrt();
         }
     }
+    let q = options.quantities;
+    if !sorted {
+        for f in found.iter() {
+            out.push(q, i, f.j, f.s, f.v, f.d);
+        }
+        return;
+    }
     // Sort by (j, S): single integer keys `j | S | index` when everything fits in 64 bits (32 bits
     // of j, 8 bits per shift component, 8 bits of index), tuples otherwise.
     order.clear();
@@ -374,7 +389,6 @@ fn pairs_of_atom(
         found.sort_unstable_by_key(|f| (f.j, f.s));
         order.extend(0..found.len() as u64);
     }
-    let q = options.quantities;
     for &key in order.iter() {
         let f = &found[if small {
             (key & 0xff) as usize
