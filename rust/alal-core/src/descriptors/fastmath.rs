@@ -163,21 +163,30 @@ pub fn ln_guarded(x: f64) -> f64 {
     }
 }
 
+/// `$scalar` of every entry of `$xs`, in place: four lanes at a time by `$vector` when the CPU has
+/// AVX2 and FMA and there are at least four entries, one by one otherwise (the same bits).
+macro_rules! lanes_in_place {
+    ($xs:expr, $vector:path, $scalar:path) => {{
+        let xs: &mut [f64] = $xs;
+        #[cfg(target_arch = "x86_64")]
+        {
+            if xs.len() >= 4 && simd() {
+                // SAFETY: the CPU supports AVX2 and FMA (checked just above).
+                unsafe { $vector(xs) };
+                return;
+            }
+        }
+        for x in xs {
+            *x = $scalar(*x);
+        }
+    }};
+}
+
 /// `e^x` of every entry, in place. With AVX2 and FMA, four entries per instruction; otherwise
 /// [`exp`] one by one. Both give the same bits: the same operations in the same order.
 #[inline(always)]
 pub fn exp_in_place(xs: &mut [f64]) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if xs.len() >= 4 && simd() {
-            // SAFETY: the CPU supports AVX2 and FMA (checked just above).
-            unsafe { avx2::exp_in_place(xs) };
-            return;
-        }
-    }
-    for x in xs {
-        *x = exp(*x);
-    }
+    lanes_in_place!(xs, avx2::exp_in_place, exp);
 }
 
 /// [`exp_in_place`] for entries known to be finite and `≤ 0` (the Gaussians `−η (r − Rs)²`): the
@@ -188,33 +197,13 @@ pub fn exp_nonpositive_in_place(xs: &mut [f64]) {
         xs.iter().all(|&x| x <= 0.0),
         "exp_nonpositive_in_place: an entry is > 0 or NaN"
     );
-    #[cfg(target_arch = "x86_64")]
-    {
-        if xs.len() >= 4 && simd() {
-            // SAFETY: the CPU supports AVX2 and FMA (checked just above).
-            unsafe { avx2::exp_nonpositive_in_place(xs) };
-            return;
-        }
-    }
-    for x in xs {
-        *x = exp(*x);
-    }
+    lanes_in_place!(xs, avx2::exp_nonpositive_in_place, exp);
 }
 
 /// [`ln_guarded`] of every entry, in place, as [`exp_in_place`].
 #[inline(always)]
 pub fn ln_guarded_in_place(xs: &mut [f64]) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if xs.len() >= 4 && simd() {
-            // SAFETY: the CPU supports AVX2 and FMA (checked just above).
-            unsafe { avx2::ln_guarded_in_place(xs) };
-            return;
-        }
-    }
-    for x in xs {
-        *x = ln_guarded(*x);
-    }
+    lanes_in_place!(xs, avx2::ln_guarded_in_place, ln_guarded);
 }
 
 /// Taylor coefficients of `sin y / y` in `u = y²`, highest power first (degree 21 in `y`:

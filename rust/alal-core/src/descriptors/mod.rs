@@ -309,7 +309,7 @@ impl AniDescriptor {
                 .map(search)
                 .collect::<Result<_>>()?
         };
-        let mut parts: Vec<Part> = per_structure.into_iter().flatten().collect();
+        let parts: Vec<Part> = per_structure.into_iter().flatten().collect();
         let n_atoms = offset;
         let mut pair_start = Vec::with_capacity(n_atoms + 1);
         pair_start.push(0);
@@ -325,15 +325,13 @@ impl AniDescriptor {
         while pair_start.len() <= n_atoms {
             pair_start.push(*pair_start.last().unwrap_or(&0));
         }
-        let (neighbours, second, shifts) = if parts.len() == 1 {
-            let part = parts.pop().expect("one part");
-            (part.neighbours, part.second, part.shifts)
-        } else {
-            (
+        let (neighbours, second, shifts) = match <[Part; 1]>::try_from(parts) {
+            Ok([part]) => (part.neighbours, part.second, part.shifts),
+            Err(parts) => (
                 concatenate(parts.iter().map(|q| &q.neighbours[..]).collect()),
                 concatenate(parts.iter().map(|q| &q.second[..]).collect()),
                 concatenate(parts.iter().map(|q| &q.shifts[..]).collect()),
-            )
+            ),
         };
         if pair_start[n_atoms] != neighbours.len() {
             return Err(Error::Internal("pair offsets do not add up".into()));
