@@ -80,6 +80,22 @@ macro_rules! estrin_f64 {
     };
 }
 
+/// Estrin's scheme on four lanes of AVX2 + FMA (see [`estrin`]); only inside functions compiled
+/// for those features.
+#[cfg(target_arch = "x86_64")]
+macro_rules! estrin_m256 {
+    ($n:tt, $c:expr, $x:expr) => {
+        estrin!(
+            $n,
+            $c,
+            $x,
+            |v: f64| _mm256_set1_pd(v),
+            |a, b, c| _mm256_fmadd_pd(a, b, c),
+            |a, b| _mm256_mul_pd(a, b)
+        )
+    };
+}
+
 /// `e^x`; 0 below −708.39 (instead of subnormal values), `+inf` above 709.78, NaN for NaN.
 #[inline(always)]
 pub fn exp(x: f64) -> f64 {
@@ -299,14 +315,7 @@ mod avx2 {
             _mm256_sub_pd(xc, _mm256_mul_pd(k, set(LN2_HI))),
             _mm256_mul_pd(k, set(LN2_LO)),
         );
-        let p = estrin!(
-            14,
-            EXP_COEFFS,
-            r,
-            |v: f64| _mm256_set1_pd(v),
-            |a, b, c| _mm256_fmadd_pd(a, b, c),
-            |a, b| _mm256_mul_pd(a, b)
-        );
+        let p = estrin_m256!(14, EXP_COEFFS, r);
         let ki = _mm256_sub_epi64(
             _mm256_castpd_si256(t),
             _mm256_set1_epi64x(ROUND.to_bits() as i64),
@@ -343,14 +352,7 @@ mod avx2 {
         );
         let f = _mm256_div_pd(_mm256_sub_pd(m, set(1.0)), _mm256_add_pd(m, set(1.0)));
         let f2 = _mm256_mul_pd(f, f);
-        let p = estrin!(
-            11,
-            LN_COEFFS,
-            f2,
-            |v: f64| _mm256_set1_pd(v),
-            |a, b, c| _mm256_fmadd_pd(a, b, c),
-            |a, b| _mm256_mul_pd(a, b)
-        );
+        let p = estrin_m256!(11, LN_COEFFS, f2);
         let two_f = _mm256_mul_pd(set(2.0), f);
         let ln_m = _mm256_add_pd(two_f, _mm256_mul_pd(_mm256_mul_pd(two_f, f2), p));
         let y = _mm256_add_pd(
@@ -421,22 +423,8 @@ mod avx2 {
             let rv = _mm256_loadu_pd(r.as_ptr().add(k));
             let y = _mm256_sub_pd(_mm256_mul_pd(pi, _mm256_div_pd(rv, rcv)), half_pi);
             let u = _mm256_mul_pd(y, y);
-            let p = estrin!(
-                11,
-                SIN_COEFFS,
-                u,
-                |v: f64| _mm256_set1_pd(v),
-                |a, b, c| _mm256_fmadd_pd(a, b, c),
-                |a, b| _mm256_mul_pd(a, b)
-            );
-            let q = estrin!(
-                11,
-                COS_COEFFS,
-                u,
-                |v: f64| _mm256_set1_pd(v),
-                |a, b, c| _mm256_fmadd_pd(a, b, c),
-                |a, b| _mm256_mul_pd(a, b)
-            );
+            let p = estrin_m256!(11, SIN_COEFFS, u);
+            let q = estrin_m256!(11, COS_COEFFS, u);
             let cos = _mm256_xor_pd(_mm256_mul_pd(y, p), sign);
             let f = _mm256_add_pd(_mm256_mul_pd(set(0.5), cos), set(0.5));
             let df = _mm256_mul_pd(slope, q);

@@ -15,7 +15,7 @@ use rayon::prelude::*;
 
 use crate::cell::Cell;
 use crate::error::{invalid, Error, Result};
-use crate::neighbors::{neighbor_search, Cutoff, Options, Quantities, Sink};
+use crate::neighbors::{in_structure, neighbor_search, Cutoff, Options, Quantities, Sink};
 use kernel::{Kernel, Neighbour, Scratch};
 
 /// Whether the current computation runs on one thread (then without rayon).
@@ -122,8 +122,6 @@ struct Part<'a> {
     species: &'a [usize],
     /// Index of the structure's first atom in the batch.
     offset: usize,
-    /// Index in the batch of the range's first atom.
-    first_atom: usize,
     /// First atom of the range within its structure.
     start: usize,
     /// Pairs of each atom of the range.
@@ -153,7 +151,6 @@ impl<'a> Part<'a> {
         Ok(Part {
             species,
             offset,
-            first_atom: offset + atoms.start,
             start: atoms.start,
             counts: vec![0; atoms.len()],
             neighbours: reserved(room)?,
@@ -279,10 +276,7 @@ impl AniDescriptor {
                 false,
                 |atoms, room| Part::new(s.species, atom_start[b], atoms, room),
             )
-            .map_err(|e| match e {
-                Error::InvalidInput(m) => Error::InvalidInput(format!("structure {b}: {m}")),
-                other => other,
-            })?;
+            .map_err(in_structure(b))?;
             if let Some(c) = parts.iter().find_map(|part| part.too_close) {
                 return Err(invalid!(
                     "structure {b}: atoms {} and {} are {:.3e} Å apart (shift {:?}): \
@@ -315,7 +309,7 @@ impl AniDescriptor {
         pair_start.push(0);
         for part in &parts {
             // Atoms without a part (structures without atoms or without a cutoff) have no pairs.
-            while pair_start.len() <= part.first_atom {
+            while pair_start.len() <= part.offset + part.start {
                 pair_start.push(*pair_start.last().unwrap_or(&0));
             }
             for &c in &part.counts {

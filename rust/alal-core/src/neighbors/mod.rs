@@ -103,6 +103,14 @@ impl PairList {
     }
 }
 
+/// An input error about structure `k` of a batch, saying which one (other errors unchanged).
+pub(crate) fn in_structure(k: usize) -> impl Fn(crate::Error) -> crate::Error {
+    move |e| match e {
+        crate::Error::InvalidInput(m) => crate::Error::InvalidInput(format!("structure {k}: {m}")),
+        other => other,
+    }
+}
+
 /// Neighbour lists of many structures at once, in parallel over structures.
 pub fn neighbor_lists(
     systems: &[(ArrayView2<'_, f64>, Cell)],
@@ -110,12 +118,7 @@ pub fn neighbor_lists(
     options: &Options,
 ) -> Result<Vec<PairList>> {
     let one = |(k, (positions, cell)): (usize, &(ArrayView2<'_, f64>, Cell))| {
-        neighbor_list(*positions, cell, cutoff, options).map_err(|e| match e {
-            crate::Error::InvalidInput(m) => {
-                crate::Error::InvalidInput(format!("structure {k}: {m}"))
-            }
-            other => other,
-        })
+        neighbor_list(*positions, cell, cutoff, options).map_err(in_structure(k))
     };
     if crate::threads::current_threads() == 1 {
         systems.iter().enumerate().map(one).collect()
