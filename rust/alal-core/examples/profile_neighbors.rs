@@ -1,5 +1,6 @@
 //! Times the neighbour list on rattled fcc aluminium, for profiling
-//! (`cargo run --release --example profile_neighbors -- [repeat] [cutoff] [full|half] [iterations]`).
+//! (`cargo run --release --example profile_neighbors -- [repeat] [cutoff] [full|half] [iterations]`;
+//! `THREADS=n` for n threads, `SHUFFLE=1` for atoms in random order).
 
 use alal_core::cell::Cell;
 use alal_core::neighbors::{neighbor_list, Cutoff, Options, Quantities};
@@ -39,6 +40,17 @@ fn main() {
         }
     }
     let n = pos.len() / 3;
+    if std::env::var_os("SHUFFLE").is_some() {
+        // Atoms in random order (Fisher-Yates), as after sorting by species or in a liquid: the
+        // neighbours of an atom come in no particular index order.
+        for k in (1..n).rev() {
+            let m = (rattle() + 0.1) / 0.2 * (k + 1) as f64;
+            let m = (m as usize).min(k);
+            for c in 0..3 {
+                pos.swap(3 * k + c, 3 * m + c);
+            }
+        }
+    }
     let l = a * repeat as f64;
     let cell = Cell::new([[l, 0.0, 0.0], [0.0, l, 0.0], [0.0, 0.0, l]], [true; 3]).expect("cell");
     let positions = ArrayView2::from_shape((n, 3), &pos).expect("shape");

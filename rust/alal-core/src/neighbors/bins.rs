@@ -9,7 +9,8 @@ const MAX_BINS_PER_ATOM: usize = 4;
 const MAX_CANDIDATES: f64 = 4e10;
 /// A list expected to hold more pairs than this is refused instead of exhausting memory.
 const MAX_PAIRS: f64 = 1e9;
-/// Squared distances are computed in blocks of this many slots.
+/// The screening reads slots in lanes of this many.
+pub(super) const SCREEN_LANES: usize = 4;
 /// Bins are made slightly thicker than the cutoff so that rounding never hides a neighbour.
 const BIN_SLACK: f64 = 1e-8;
 
@@ -25,7 +26,8 @@ pub(super) struct Bins {
     pub(super) start: Vec<usize>,
     /// Atom indices sorted by bin.
     pub(super) order: Vec<u32>,
-    /// Wrapped Cartesian positions in bin order (x, y, z as separate arrays), Å.
+    /// Wrapped Cartesian positions in bin order (x, y, z as separate arrays), Å, followed by
+    /// `SCREEN_LANES` slots at infinity.
     pub(super) xs: Vec<f64>,
     pub(super) ys: Vec<f64>,
     pub(super) zs: Vec<f64>,
@@ -193,9 +195,15 @@ impl Bins {
                 w
             })
             .collect();
-        let xs = order.iter().map(|&k| wrapped[k as usize][0]).collect();
-        let ys = order.iter().map(|&k| wrapped[k as usize][1]).collect();
-        let zs = order.iter().map(|&k| wrapped[k as usize][2]).collect();
+        // Padded with `SCREEN_LANES` far-away slots, so that the screening reads whole lanes.
+        let padded = |c: usize| -> Vec<f64> {
+            order
+                .iter()
+                .map(|&k| wrapped[k as usize][c])
+                .chain(std::iter::repeat_n(f64::INFINITY, SCREEN_LANES))
+                .collect()
+        };
+        let (xs, ys, zs) = (padded(0), padded(1), padded(2));
         let sorted_points = order.iter().map(|&k| points[k as usize]).collect();
         let local_candidates = local_counts(&start, n, reach, periodic, n_atoms);
         let search_volume = images * region / n_bins as f64;

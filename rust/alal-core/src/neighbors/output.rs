@@ -13,24 +13,86 @@ use rayon::prelude::*;
 use super::{PairList, Quantities};
 use crate::error::{Error, Result};
 
+/// A pair `(i, j, S)` found for the current atom `i`: its partner `j`, lattice shift `s`, vector
+/// `v` (Å) and distance `d` (Å; the squared distance while searching).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Pair {
+    pub(crate) j: usize,
+    pub(crate) s: [i64; 3],
+    pub(crate) v: [f64; 3],
+    pub(crate) d: f64,
+}
+
 /// Receives the pairs of one atom after another.
 pub(crate) trait Sink {
     fn push(&mut self, q: Quantities, i: usize, j: usize, s: [i64; 3], v: [f64; 3], d: f64);
+
+    /// All pairs of atom `i`, in order.
+    #[inline(always)]
+    fn push_atom(&mut self, q: Quantities, i: usize, pairs: &[Pair]) {
+        for p in pairs {
+            self.push(q, i, p.j, p.s, p.v, p.d);
+        }
+    }
+}
+
+/// Append one row of `W` values per item of `rows` (a single reservation and no per-element
+/// capacity checks).
+#[inline(always)]
+fn extend_rows<T: Copy, const W: usize>(
+    v: &mut Vec<T>,
+    rows: impl ExactSizeIterator<Item = [T; W]>,
+) {
+    let n = rows.len();
+    v.reserve(W * n);
+    let mut written = 0;
+    for (dst, row) in v.spare_capacity_mut()[..W * n]
+        .chunks_exact_mut(W)
+        .zip(rows)
+    {
+        for (d, x) in dst.iter_mut().zip(row) {
+            d.write(x);
+        }
+        written += 1;
+    }
+    // SAFETY: the first `W * written` spare elements were written just above.
+    unsafe { v.set_len(v.len() + W * written) }
+}
+
+/// Write one row of `W` values per item of `rows` into `dst` (exactly `W` per item).
+#[inline(always)]
+fn write_rows<T: Copy, const W: usize>(
+    dst: &mut [MaybeUninit<T>],
+    rows: impl Iterator<Item = [T; W]>,
+) {
+    for (dst, row) in dst.chunks_exact_mut(W).zip(rows) {
+        for (d, x) in dst.iter_mut().zip(row) {
+            d.write(x);
+        }
+    }
 }
 
 impl Sink for PairList {
     #[inline(always)]
     fn push(&mut self, q: Quantities, i: usize, j: usize, s: [i64; 3], v: [f64; 3], d: f64) {
-        self.first.push(i as i64);
-        self.second.push(j as i64);
+        self.push_atom(q, i, &[Pair { j, s, v, d }]);
+    }
+
+    #[inline(always)]
+    fn push_atom(&mut self, q: Quantities, i: usize, pairs: &[Pair]) {
+        extend_rows(&mut self.first, pairs.iter().map(|_| [i as i64]));
+        extend_rows(&mut self.second, pairs.iter().map(|p| [p.j as i64]));
         if q.shifts {
-            self.shifts.extend_from_slice(&s.map(|x| x as i32));
+            extend_rows(
+                &mut self.shifts,
+                pairs.iter().map(|p| p.s.map(|x| x as i32)),
+            );
         }
         if q.vectors {
-            self.vectors.extend_from_slice(&v);
+            extend_rows(&mut self.vectors, pairs.iter().map(|p| p.v));
         }
         if q.distances {
-            self.distances.push(d);
+            extend_rows(&mut self.distances, pairs.iter().map(|p| [p.d]));
         }
     }
 }
@@ -49,27 +111,38 @@ pub(crate) struct Region<'a> {
 impl Sink for Region<'_> {
     #[inline(always)]
     fn push(&mut self, q: Quantities, i: usize, j: usize, s: [i64; 3], v: [f64; 3], d: f64) {
-        let k = self.len;
-        if k == self.first.len() {
-            self.overflow.push(q, i, j, s, v, d);
+        self.push_atom(q, i, &[Pair { j, s, v, d }]);
+    }
+
+    #[inline(always)]
+    fn push_atom(&mut self, q: Quantities, i: usize, pairs: &[Pair]) {
+        let (k, n) = (self.len, pairs.len());
+        if k + n > self.first.len() || !self.overflow.is_empty() {
+            // Out of room: this atom's pairs and all that follow go to the overflow.
+            self.overflow.push_atom(q, i, pairs);
             return;
         }
-        self.first[k].write(i as i64);
-        self.second[k].write(j as i64);
+        write_rows(&mut self.first[k..k + n], pairs.iter().map(|_| [i as i64]));
+        write_rows(
+            &mut self.second[k..k + n],
+            pairs.iter().map(|p| [p.j as i64]),
+        );
         if q.shifts {
-            for c in 0..3 {
-                self.shifts[3 * k + c].write(s[c] as i32);
-            }
+            write_rows(
+                &mut self.shifts[3 * k..3 * (k + n)],
+                pairs.iter().map(|p| p.s.map(|x| x as i32)),
+            );
         }
         if q.vectors {
-            for c in 0..3 {
-                self.vectors[3 * k + c].write(v[c]);
-            }
+            write_rows(
+                &mut self.vectors[3 * k..3 * (k + n)],
+                pairs.iter().map(|p| p.v),
+            );
         }
         if q.distances {
-            self.distances[k].write(d);
+            write_rows(&mut self.distances[k..k + n], pairs.iter().map(|p| [p.d]));
         }
-        self.len += 1;
+        self.len += n;
     }
 }
 
@@ -322,5 +395,38 @@ mod tests {
             distances: false,
         };
         assert_eq!(filled(&[3, 1, 0, 9], only_ij), expected(4, only_ij));
+    }
+
+    /// Atoms pushed whole: once an atom did not fit, later atoms that would fit still go to the
+    /// overflow, so that the order is kept.
+    #[test]
+    fn atoms_pushed_whole_keep_the_order() {
+        let q = Quantities::ALL;
+        let pairs = |atom: usize, n: usize| -> Vec<Pair> {
+            (0..n)
+                .map(|p| Pair {
+                    j: 100 * atom + p,
+                    s: [p as i64, -1, 0],
+                    v: [atom as f64, p as f64, 0.5],
+                    d: p as f64 + 0.25,
+                })
+                .collect()
+        };
+        let sizes = [[2, 5, 1, 0, 3], [4, 1, 2, 2, 0]];
+        let got = fill_in_parallel(&[6, 3], q, |k, region| {
+            for (a, &n) in sizes[k].iter().enumerate() {
+                region.push_atom(q, 10 * k + a, &pairs(10 * k + a, n));
+            }
+        })
+        .unwrap();
+        let mut want = PairList::default();
+        for (k, atoms) in sizes.iter().enumerate() {
+            for (a, &n) in atoms.iter().enumerate() {
+                for p in pairs(10 * k + a, n) {
+                    want.push(q, 10 * k + a, p.j, p.s, p.v, p.d);
+                }
+            }
+        }
+        assert_eq!(got, want);
     }
 }
