@@ -86,6 +86,7 @@ class AniParameters:
     radial_scale: float = 0.25
     cos_scale: float = 0.95
     _numbers: tuple[int, ...] = field(init=False, repr=False, compare=False)
+    _lookup: NDArray[np.int64] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         species = (self.species,) if isinstance(self.species, str) else tuple(self.species)
@@ -98,6 +99,10 @@ class AniParameters:
             raise InvalidInputError(f"species must not repeat an element, got {species}")
         object.__setattr__(self, "species", species)
         object.__setattr__(self, "_numbers", tuple(atomic_numbers[s] for s in species))
+        lookup = np.full(len(chemical_symbols), -1, dtype=np.int64)  # species index by Z, -1: none
+        lookup[list(self._numbers)] = np.arange(len(species))
+        lookup.flags.writeable = False
+        object.__setattr__(self, "_lookup", lookup)
         for name in ("radial_shifts", "angular_shifts", "angle_sections"):
             object.__setattr__(self, name, _floats(getattr(self, name), name))
         for name in ("radial_cutoff", "radial_eta", "angular_cutoff", "angular_eta", "angular_zeta",
@@ -131,11 +136,11 @@ class AniParameters:
     def species_indices(self, numbers: ArrayLike) -> NDArray[np.int64]:
         """Map atomic numbers to species indices; an element outside ``species`` is an error."""
         z = np.asarray(numbers, dtype=np.int64).reshape(-1)
-        lookup = np.full(max(max(self._numbers), int(z.max(initial=0))) + 1, -1, dtype=np.int64)
-        lookup[list(self._numbers)] = np.arange(self.n_species)
-        out = lookup[np.clip(z, 0, None)]
-        missing = np.flatnonzero(out < 0)
-        if missing.size:
+        known = len(self._lookup)
+        out = self._lookup[z] if z.size == 0 or 0 <= z.min() <= z.max() < known else np.where(
+            (z >= 0) & (z < known), self._lookup[np.clip(z, 0, known - 1)], -1)
+        if (out < 0).any():
+            missing = np.flatnonzero(out < 0)
             bad = sorted({chemical_symbols[int(z[k])] if 0 <= z[k] < len(chemical_symbols) else str(z[k])
                           for k in missing})
             raise InvalidInputError(
@@ -147,6 +152,7 @@ class AniParameters:
         """Plain-JSON form (lists and floats)."""
         data = asdict(self)
         data.pop("_numbers", None)
+        data.pop("_lookup", None)
         return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
 
     @classmethod
