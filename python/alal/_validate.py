@@ -16,6 +16,9 @@ def float_array(value: Any, name: str, shape: tuple[int | None, ...]) -> NDArray
 
     Only real numbers are accepted: complex, text, dates and other kinds are refused rather than
     silently converted."""
+    if (type(value) is np.ndarray and value.dtype == np.float64 and value.flags.c_contiguous
+            and value.ndim == len(shape) and all(s is None or s == a for s, a in zip(shape, value.shape))):
+        return value  # already as wanted: the common case in a loop of calls, kept cheap
     try:
         raw = np.asarray(value)
         if raw.dtype.kind not in "biufO":
@@ -31,6 +34,8 @@ def float_array(value: Any, name: str, shape: tuple[int | None, ...]) -> NDArray
 
 def pbc_flags(value: Any, name: str = "pbc") -> tuple[bool, bool, bool]:
     """Periodicity as three booleans (a single bool applies to all three directions)."""
+    if type(value) is bool:
+        return (value, value, value)
     flags = np.asarray(value)
     if flags.shape == ():
         flags = np.repeat(flags, 3)

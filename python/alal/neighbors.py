@@ -34,9 +34,12 @@ Cutoff = Union[float, Sequence[float], NDArray[np.float64], Mapping[tuple[Any, A
 Result = Union[NDArray[Any], tuple[NDArray[Any], ...]]
 
 _LETTERS = "ijSDd"
+_KNOWN_QUANTITIES = frozenset({"ij", "ijS", "ijd", "ijD", "ijSd", "ijSD", "ijDd", "ijSDd", "i", "j", "d", "D", "S"})
 
 
 def _parse_quantities(quantities: str) -> str:
+    if isinstance(quantities, str) and quantities in _KNOWN_QUANTITIES:
+        return quantities
     if not isinstance(quantities, str) or not quantities:
         raise InvalidInputError(f"quantities must be a non-empty string of {_LETTERS!r}, got {quantities!r}")
     unknown = sorted(set(quantities) - set(_LETTERS))

@@ -404,39 +404,48 @@ fn pairs_of_atom<const AVX2: bool>(
             }
         }
     }
-    // Distances, in one pass over the hits (no square root on the search path).
-    if options.quantities.distances {
-        for f in found.iter_mut() {
-            f.d = f.d.sqrt();
-        }
-    }
+    // Distances from the squared ones as the pairs go out (no square root on the search path).
     let q = options.quantities;
+    let finished = |p: Pair| -> Pair {
+        if q.distances {
+            Pair { d: p.d.sqrt(), ..p }
+        } else {
+            p
+        }
+    };
     if !sorted {
+        for f in found.iter_mut() {
+            *f = finished(*f);
+        }
         out.push_atom(q, i, found);
         return;
     }
     // Sort by (j, S): single integer keys `j | S | index` when everything fits in 64 bits (32 bits
     // of j, 8 bits per shift component, 8 bits of index), tuples otherwise.
     order.clear();
-    let small = found.len() <= 256
-        && found
-            .iter()
-            .all(|f| f.j < (1 << 32) && f.s.iter().all(|&x| (-128..128).contains(&x)));
-    if !small {
-        found.sort_unstable_by_key(|f| (f.j, f.s));
-        out.push_atom(q, i, found);
-        return;
+    let mut small = found.len() <= 256;
+    if small {
+        order.extend(found.iter().enumerate().map(|(k, f)| {
+            small &= f.j < (1 << 32) && f.s.iter().all(|&x| (-128..128).contains(&x));
+            ((f.j as u64) << 32)
+                | ((f.s[0].wrapping_add(128) as u8 as u64) << 24)
+                | ((f.s[1].wrapping_add(128) as u8 as u64) << 16)
+                | ((f.s[2].wrapping_add(128) as u8 as u64) << 8)
+                | k as u64
+        }));
     }
-    order.extend(found.iter().enumerate().map(|(k, f)| {
-        ((f.j as u64) << 32)
-            | (((f.s[0] + 128) as u64) << 24)
-            | (((f.s[1] + 128) as u64) << 16)
-            | (((f.s[2] + 128) as u64) << 8)
-            | k as u64
-    }));
-    order.sort_unstable();
     ordered.clear();
-    ordered.extend(order.iter().map(|&key| found[(key & 0xff) as usize]));
+    if small {
+        order.sort_unstable();
+        ordered.extend(
+            order
+                .iter()
+                .map(|&key| finished(found[(key & 0xff) as usize])),
+        );
+    } else {
+        found.sort_unstable_by_key(|f| (f.j, f.s));
+        ordered.extend(found.iter().map(|&f| finished(f)));
+    }
     out.push_atom(q, i, ordered);
 }
 
