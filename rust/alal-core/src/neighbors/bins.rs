@@ -19,6 +19,10 @@ pub(super) struct Bins {
     pub(super) n: [usize; 3],
     /// How many bins to search on each side along each axis.
     pub(super) reach: [i64; 3],
+    /// Position of each atom within its bin along each axis, from 0 (at the lower face) to 1.
+    pub(super) within: Vec<[f64; 3]>,
+    /// The cutoff (with a margin) in units of the bins' thickness along each axis.
+    pub(super) cutoff_in_widths: [f64; 3],
     pub(super) periodic: [bool; 3],
     /// Bin of each atom (flat index).
     pub(super) bin_of: Vec<usize>,
@@ -165,6 +169,25 @@ impl Bins {
             flat
         };
         let bin_of: Vec<usize> = reduced.iter().map(bin_index).collect();
+        // Where each atom sits within its bin along each axis, from 0 (lower face) to 1 (upper).
+        let within: Vec<[f64; 3]> = reduced
+            .iter()
+            .map(|s| {
+                let mut u = [0.0; 3];
+                for d in 0..3 {
+                    if span[d] > 0.0 {
+                        let x = (s[d] - lo[d]) / span[d] * n[d] as f64;
+                        let b = (x.floor().max(0.0)).min(n[d] as f64 - 1.0);
+                        u[d] = (x - b).clamp(0.0, 1.0);
+                    }
+                }
+                u
+            })
+            .collect();
+        // With a margin far above rounding: skipping a bin must never lose a pair. Infinite
+        // along an axis without extent (its reach is 0 anyway).
+        let cutoff_in_widths =
+            std::array::from_fn(|d| cutoff * (1.0 + 1e-6) / (thickness[d] / n[d] as f64));
         let n_bins = n[0] * n[1] * n[2];
         let mut start = vec![0usize; n_bins + 1];
         for &b in &bin_of {
@@ -220,6 +243,8 @@ impl Bins {
         Ok(Bins {
             n,
             reach,
+            within,
+            cutoff_in_widths,
             periodic,
             bin_of,
             start,
@@ -247,6 +272,23 @@ impl Bins {
             total += c.min(1.25 * c * self.sphere_fraction + 4.0);
         }
         total as usize + 16
+    }
+
+    /// The neighbouring bins atom `i` needs along each axis: offsets `-below..=above` (at most
+    /// `reach`). A bin `k` bins away lies at least `(k - 1 + u) · width` from the atom (`u` its
+    /// position within its own bin, from the near face): beyond the cutoff it cannot hold a
+    /// neighbour. A bound on distances between parallel planes, so valid in any cell.
+    #[inline(always)]
+    pub(super) fn needed(&self, i: usize) -> ([i64; 3], [i64; 3]) {
+        let (mut below, mut above) = (self.reach, self.reach);
+        let u = self.within[i];
+        for d in 0..3 {
+            // k = 1, 2, ... while (k - 1 + u) · width < cutoff: ceil(cutoff / width - u) of them.
+            let t = self.cutoff_in_widths[d];
+            below[d] = ((t - u[d]).ceil() as i64).clamp(0, self.reach[d]);
+            above[d] = ((t - (1.0 - u[d])).ceil() as i64).clamp(0, self.reach[d]);
+        }
+        (below, above)
     }
 
     pub(super) fn unflatten(&self, flat: usize) -> [i64; 3] {

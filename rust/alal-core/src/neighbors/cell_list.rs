@@ -309,13 +309,15 @@ fn pairs_of_atom<const AVX2: bool>(
     let screen2 = max_cutoff * max_cutoff * (1.0 + 1e-8);
     let ri = bins.points[i];
     let uniform = matches!(cutoff, Cutoff::Uniform(_));
-    let [rx, ry, rz] = bins.reach;
+    // Only the bins that can hold a neighbour (fewer than `reach` on a side when the bins are
+    // much thicker than the cutoff, as in small cells).
+    let (below, above) = bins.needed(i);
     let nz = bins.n[2] as i64;
-    for dx in -rx..=rx {
+    for dx in -below[0]..=above[0] {
         let Some((cx, ix)) = neighbour_bin(home[0] + dx, 0, bins) else {
             continue;
         };
-        for dy in -ry..=ry {
+        for dy in -below[1]..=above[1] {
             let Some((cy, iy)) = neighbour_bin(home[1] + dy, 1, bins) else {
                 continue;
             };
@@ -323,9 +325,12 @@ fn pairs_of_atom<const AVX2: bool>(
             // Along z, consecutive bins of the same periodic image are contiguous in memory:
             // visit them as one run of slots.
             let (mut lo, hi) = if bins.periodic[2] {
-                (home[2] - rz, home[2] + rz)
+                (home[2] - below[2], home[2] + above[2])
             } else {
-                ((home[2] - rz).max(0), (home[2] + rz).min(nz - 1))
+                (
+                    (home[2] - below[2]).max(0),
+                    (home[2] + above[2]).min(nz - 1),
+                )
             };
             while lo <= hi {
                 let iz = lo.div_euclid(nz);
