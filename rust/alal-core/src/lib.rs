@@ -20,3 +20,14 @@ pub mod neighbors;
 pub mod threads;
 
 pub use error::{Error, Result};
+
+/// Reproducible pseudo-random numbers for the unit tests (xorshift64).
+#[cfg(test)]
+pub(crate) fn uniform_numbers(mut seed: u64) -> impl FnMut() -> f64 {
+    move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed >> 11) as f64 / (1u64 << 53) as f64
+    }
+}

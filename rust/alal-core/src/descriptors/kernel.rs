@@ -841,13 +841,7 @@ mod tests {
     }
 
     fn neighbours(kernel: &Kernel) -> Vec<Neighbour> {
-        let mut seed = 7u64;
-        let mut uniform = || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed >> 11) as f64 / (1u64 << 53) as f64
-        };
+        let mut uniform = crate::uniform_numbers(7);
         (0..30)
             .map(|k| {
                 let v = [

@@ -467,13 +467,7 @@ mod tests {
             if !std::arch::is_x86_feature_detected!("avx2") {
                 return;
             }
-            let mut seed = 7u64;
-            let mut uniform = || {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
-                (seed >> 11) as f64 / (1u64 << 53) as f64
-            };
+            let mut uniform = crate::uniform_numbers(7);
             let points: Vec<[f64; 3]> = (0..150)
                 .map(|_| [9.0 * uniform(), 9.0 * uniform(), 9.0 * uniform()])
                 .collect();
