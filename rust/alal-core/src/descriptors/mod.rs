@@ -15,7 +15,7 @@ use rayon::prelude::*;
 
 use crate::cell::Cell;
 use crate::error::{invalid, Error, Result};
-use crate::neighbors::{in_structure, neighbor_search, Cutoff, Options, Quantities, Sink};
+use crate::neighbors::{in_structure, neighbor_search, Cutoff, Options, Pair, Quantities, Sink};
 use kernel::{Kernel, Neighbour, Scratch};
 
 /// Whether the current computation runs on one thread (then without rayon).
@@ -163,22 +163,24 @@ impl<'a> Part<'a> {
 
 impl Sink for Part<'_> {
     #[inline(always)]
-    fn push(&mut self, _: Quantities, i: usize, j: usize, s: [i64; 3], v: [f64; 3], d: f64) {
-        if !(d >= MIN_DISTANCE) && self.too_close.is_none() {
-            self.too_close = Some((i, j, d, s));
+    fn push_atom(&mut self, _: Quantities, i: usize, pairs: &[Pair]) {
+        for &Pair { j, s, v, d } in pairs {
+            if !(d >= MIN_DISTANCE) && self.too_close.is_none() {
+                self.too_close = Some((i, j, d, s));
+            }
+            self.neighbours.push(Neighbour {
+                species: self.species[j],
+                v,
+                r: d,
+                fc_radial: 0.0,
+                dfc_radial: 0.0,
+                fc_angular: 0.0,
+                dfc_angular: 0.0,
+            });
+            self.second.push(self.offset + j);
+            self.shifts.push(s);
         }
-        self.counts[i - self.start] += 1;
-        self.neighbours.push(Neighbour {
-            species: self.species[j],
-            v,
-            r: d,
-            fc_radial: 0.0,
-            dfc_radial: 0.0,
-            fc_angular: 0.0,
-            dfc_angular: 0.0,
-        });
-        self.second.push(self.offset + j);
-        self.shifts.push(s);
+        self.counts[i - self.start] += pairs.len();
     }
 }
 

@@ -13,7 +13,7 @@ mod output;
 pub use cell_list::neighbor_list;
 pub(crate) use cell_list::neighbor_search;
 pub use cutoff::Cutoff;
-pub(crate) use output::Sink;
+pub(crate) use output::{Pair, Sink};
 
 use ndarray::ArrayView2;
 use rayon::prelude::*;

@@ -25,15 +25,8 @@ pub(crate) struct Pair {
 
 /// Receives the pairs of one atom after another.
 pub(crate) trait Sink {
-    fn push(&mut self, q: Quantities, i: usize, j: usize, s: [i64; 3], v: [f64; 3], d: f64);
-
     /// All pairs of atom `i`, in order.
-    #[inline(always)]
-    fn push_atom(&mut self, q: Quantities, i: usize, pairs: &[Pair]) {
-        for p in pairs {
-            self.push(q, i, p.j, p.s, p.v, p.d);
-        }
-    }
+    fn push_atom(&mut self, q: Quantities, i: usize, pairs: &[Pair]);
 }
 
 /// Append one row of `W` values per item of `rows` (a single reservation and no per-element
@@ -74,11 +67,6 @@ fn write_rows<T: Copy, const W: usize>(
 
 impl Sink for PairList {
     #[inline(always)]
-    fn push(&mut self, q: Quantities, i: usize, j: usize, s: [i64; 3], v: [f64; 3], d: f64) {
-        self.push_atom(q, i, &[Pair { j, s, v, d }]);
-    }
-
-    #[inline(always)]
     fn push_atom(&mut self, q: Quantities, i: usize, pairs: &[Pair]) {
         extend_rows(&mut self.first, pairs.iter().map(|_| [i as i64]));
         extend_rows(&mut self.second, pairs.iter().map(|p| [p.j as i64]));
@@ -109,11 +97,6 @@ pub(crate) struct Region<'a> {
 }
 
 impl Sink for Region<'_> {
-    #[inline(always)]
-    fn push(&mut self, q: Quantities, i: usize, j: usize, s: [i64; 3], v: [f64; 3], d: f64) {
-        self.push_atom(q, i, &[Pair { j, s, v, d }]);
-    }
-
     #[inline(always)]
     fn push_atom(&mut self, q: Quantities, i: usize, pairs: &[Pair]) {
         let (k, n) = (self.len, pairs.len());
@@ -343,19 +326,22 @@ where
 mod tests {
     use super::*;
 
+    /// Pair `p` of atom `k`.
+    fn pair(k: usize, p: usize) -> Pair {
+        let x = (10 * k + p) as f64;
+        Pair {
+            j: p,
+            s: [k as i64, p as i64, -1],
+            v: [x, x + 0.5, -x],
+            d: x + 0.25,
+        }
+    }
+
     /// Region `k` writes `k + 2` pairs; with the given capacities some regions overflow.
     fn filled(capacities: &[usize], q: Quantities) -> PairList {
         fill_in_parallel(capacities, q, |k, region| {
             for p in 0..k + 2 {
-                let x = (10 * k + p) as f64;
-                region.push(
-                    q,
-                    k,
-                    p,
-                    [k as i64, p as i64, -1],
-                    [x, x + 0.5, -x],
-                    x + 0.25,
-                );
+                region.push_atom(q, k, &[pair(k, p)]);
             }
         })
         .unwrap()
@@ -365,15 +351,7 @@ mod tests {
         let mut out = PairList::default();
         for k in 0..n_regions {
             for p in 0..k + 2 {
-                let x = (10 * k + p) as f64;
-                out.push(
-                    q,
-                    k,
-                    p,
-                    [k as i64, p as i64, -1],
-                    [x, x + 0.5, -x],
-                    x + 0.25,
-                );
+                out.push_atom(q, k, &[pair(k, p)]);
             }
         }
         out
@@ -423,7 +401,7 @@ mod tests {
         for (k, atoms) in sizes.iter().enumerate() {
             for (a, &n) in atoms.iter().enumerate() {
                 for p in pairs(10 * k + a, n) {
-                    want.push(q, 10 * k + a, p.j, p.s, p.v, p.d);
+                    want.push_atom(q, 10 * k + a, &[p]);
                 }
             }
         }
