@@ -136,9 +136,8 @@ class AniParameters:
     def species_indices(self, numbers: ArrayLike) -> NDArray[np.int64]:
         """Map atomic numbers to species indices; an element outside ``species`` is an error."""
         z = np.asarray(numbers, dtype=np.int64).reshape(-1)
-        known = len(self._lookup)
-        out = self._lookup[z] if z.size == 0 or 0 <= z.min() <= z.max() < known else np.where(
-            (z >= 0) & (z < known), self._lookup[np.clip(z, 0, known - 1)], -1)
+        in_table = (z >= 0) & (z < len(self._lookup))
+        out = np.where(in_table, self._lookup[np.where(in_table, z, 0)], -1)
         if (out < 0).any():
             missing = np.flatnonzero(out < 0)
             bad = sorted({chemical_symbols[int(z[k])] if 0 <= z[k] < len(chemical_symbols) else str(z[k])

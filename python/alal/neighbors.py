@@ -34,16 +34,14 @@ Cutoff = Union[float, Sequence[float], NDArray[np.float64], Mapping[tuple[Any, A
 Result = Union[NDArray[Any], tuple[NDArray[Any], ...]]
 
 _LETTERS = "ijSDd"
-_KNOWN_QUANTITIES = frozenset({"ij", "ijS", "ijd", "ijD", "ijSd", "ijSD", "ijDd", "ijSDd", "i", "j", "d", "D", "S"})
+_LETTER_SET = frozenset(_LETTERS)
 
 
 def _parse_quantities(quantities: str) -> str:
-    if isinstance(quantities, str) and quantities in _KNOWN_QUANTITIES:
-        return quantities
     if not isinstance(quantities, str) or not quantities:
         raise InvalidInputError(f"quantities must be a non-empty string of {_LETTERS!r}, got {quantities!r}")
-    unknown = sorted(set(quantities) - set(_LETTERS))
-    if unknown:
+    if not _LETTER_SET.issuperset(quantities):
+        unknown = sorted(set(quantities) - _LETTER_SET)
         raise InvalidInputError(f"unknown quantities {''.join(unknown)!r}: choose among {_LETTERS!r}")
     return quantities
 

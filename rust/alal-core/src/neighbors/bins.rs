@@ -155,35 +155,24 @@ impl Bins {
                  {candidates:.1e} candidate pairs ({images:.0} periodic images per bin)"
             ));
         }
-        let bin_index = |s: &[f64; 3]| -> usize {
-            let mut flat = 0usize;
+        // Each atom's bin (flat index), and where it sits within the bin along each axis, from 0
+        // (lower face) to 1 (upper face).
+        let locate = |s: &[f64; 3]| -> (usize, [f64; 3]) {
+            let (mut flat, mut within) = (0usize, [0.0; 3]);
             for d in 0..3 {
                 let frac = if span[d] > 0.0 {
                     (s[d] - lo[d]) / span[d]
                 } else {
                     0.0
                 };
-                let b = ((frac * n[d] as f64).floor().max(0.0) as usize).min(n[d] - 1);
+                let x = frac * n[d] as f64;
+                let b = (x.floor().max(0.0) as usize).min(n[d] - 1);
+                within[d] = (x - b as f64).clamp(0.0, 1.0);
                 flat = flat * n[d] + b;
             }
-            flat
+            (flat, within)
         };
-        let bin_of: Vec<usize> = reduced.iter().map(bin_index).collect();
-        // Where each atom sits within its bin along each axis, from 0 (lower face) to 1 (upper).
-        let within: Vec<[f64; 3]> = reduced
-            .iter()
-            .map(|s| {
-                let mut u = [0.0; 3];
-                for d in 0..3 {
-                    if span[d] > 0.0 {
-                        let x = (s[d] - lo[d]) / span[d] * n[d] as f64;
-                        let b = (x.floor().max(0.0)).min(n[d] as f64 - 1.0);
-                        u[d] = (x - b).clamp(0.0, 1.0);
-                    }
-                }
-                u
-            })
-            .collect();
+        let (bin_of, within): (Vec<usize>, Vec<[f64; 3]>) = reduced.iter().map(locate).unzip();
         // With a margin far above rounding: skipping a bin must never lose a pair. Infinite
         // along an axis without extent (its reach is 0 anyway).
         let cutoff_in_widths =

@@ -38,31 +38,26 @@ fn extend_rows<T: Copy, const W: usize>(
 ) {
     let n = rows.len();
     v.reserve(W * n);
+    let written = write_rows(&mut v.spare_capacity_mut()[..W * n], rows);
+    // SAFETY: `write_rows` wrote the first `W * written` spare elements.
+    unsafe { v.set_len(v.len() + W * written) }
+}
+
+/// Write one row of `W` values per item of `rows` into `dst`, as many rows as both hold; returns
+/// the number of rows written.
+#[inline(always)]
+fn write_rows<T: Copy, const W: usize>(
+    dst: &mut [MaybeUninit<T>],
+    rows: impl Iterator<Item = [T; W]>,
+) -> usize {
     let mut written = 0;
-    for (dst, row) in v.spare_capacity_mut()[..W * n]
-        .chunks_exact_mut(W)
-        .zip(rows)
-    {
+    for (dst, row) in dst.chunks_exact_mut(W).zip(rows) {
         for (d, x) in dst.iter_mut().zip(row) {
             d.write(x);
         }
         written += 1;
     }
-    // SAFETY: the first `W * written` spare elements were written just above.
-    unsafe { v.set_len(v.len() + W * written) }
-}
-
-/// Write one row of `W` values per item of `rows` into `dst` (exactly `W` per item).
-#[inline(always)]
-fn write_rows<T: Copy, const W: usize>(
-    dst: &mut [MaybeUninit<T>],
-    rows: impl Iterator<Item = [T; W]>,
-) {
-    for (dst, row) in dst.chunks_exact_mut(W).zip(rows) {
-        for (d, x) in dst.iter_mut().zip(row) {
-            d.write(x);
-        }
-    }
+    written
 }
 
 impl Sink for PairList {
