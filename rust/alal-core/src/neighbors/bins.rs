@@ -252,6 +252,16 @@ impl Bins {
         })
     }
 
+    /// Whether an atom can have another atom as a neighbour only once (at one lattice shift), and
+    /// atom indices fit in 24 bits. Two images of an atom are `|S · cell|` apart, at least the
+    /// spacing of the lattice planes along any axis where `S` is not 0: more than twice the
+    /// cutoff along every periodic axis means that two images cannot both be within the cutoff.
+    pub(super) fn small_keys_fit(&self) -> bool {
+        self.bin_of.len() <= 1 << 24
+            && (0..3)
+                .all(|d| !self.periodic[d] || self.n[d] as f64 > 2.0 * self.cutoff_in_widths[d])
+    }
+
     /// Room to give a range of atoms in the shared output: the expected pairs from the local
     /// density of each atom's bin neighbourhood, with a margin, never more than its candidates.
     pub(super) fn capacity_for(&self, atoms: std::ops::Range<usize>) -> usize {

@@ -5,6 +5,7 @@ use rayon::prelude::*;
 
 use super::bins::{neighbour_bin, Bins, SCREEN_LANES};
 use super::output::{fill_in_parallel, Pair, Sink};
+use super::small_sort::{SmallKeys, MAX_KEYS};
 use super::{Cutoff, Options, PairList};
 use crate::cell::Cell;
 use crate::error::{invalid, Result};
@@ -32,6 +33,7 @@ pub fn neighbor_list(
         bins: &bins,
         max_cutoff,
         sorted: true,
+        small_keys: bins.small_keys_fit(),
     };
     let ranges = atom_ranges(n_atoms);
     if ranges.len() == 1 {
@@ -77,6 +79,7 @@ where
         bins: &bins,
         max_cutoff,
         sorted,
+        small_keys: bins.small_keys_fit(),
     };
     let run = |atoms: std::ops::Range<usize>| -> Result<S> {
         let mut out = make(atoms.clone(), bins.capacity_for(atoms.clone()))?;
@@ -248,6 +251,9 @@ struct Search<'a> {
     /// Each atom's pairs sorted by `(j, S)`, as ASE orders them; otherwise in the (deterministic)
     /// order the search visits the bins.
     sorted: bool,
+    /// Each atom has any other atom at most once as a neighbour (one image at most) and atom
+    /// indices fit in 24 bits: `j` alone orders an atom's pairs, as a 32-bit key `j << 8 | k`.
+    small_keys: bool,
 }
 
 /// Pairs of the atoms in `atoms`, in order, into `out`; compiled for AVX2 too, chosen at run time
@@ -279,19 +285,34 @@ fn fill_range_impl<const AVX2: bool, S: Sink>(
     search: &Search<'_>,
     out: &mut S,
 ) {
-    let (mut found, mut order, mut ordered) = (Vec::new(), Vec::new(), Vec::new());
+    let mut scratch = Scratch {
+        found: Vec::new(),
+        order: Vec::new(),
+        ordered: Vec::new(),
+        keys: SmallKeys::new(),
+    };
     for i in atoms {
-        pairs_of_atom::<AVX2>(i, search, &mut found, &mut order, &mut ordered, out);
+        pairs_of_atom::<AVX2>(i, search, &mut scratch, out);
     }
+}
+
+/// Buffers reused from one atom to the next.
+struct Scratch {
+    /// The pairs of the current atom, in the order found.
+    found: Vec<Pair>,
+    /// 64-bit sort keys `j | S | index`.
+    order: Vec<u64>,
+    /// The pairs in output order.
+    ordered: Vec<Pair>,
+    /// 32-bit sort keys `j | index`, sorted with AVX2.
+    keys: SmallKeys,
 }
 
 #[inline(always)]
 fn pairs_of_atom<const AVX2: bool>(
     i: usize,
     search: &Search<'_>,
-    found: &mut Vec<Pair>,
-    order: &mut Vec<u64>,
-    ordered: &mut Vec<Pair>,
+    scratch: &mut Scratch,
     out: &mut impl Sink,
 ) {
     let Search {
@@ -300,7 +321,14 @@ fn pairs_of_atom<const AVX2: bool>(
         bins,
         max_cutoff,
         sorted,
+        small_keys,
     } = *search;
+    let Scratch {
+        found,
+        order,
+        ordered,
+        keys,
+    } = scratch;
     found.clear();
     let home = bins.unflatten(bins.bin_of[i]);
     let xi = bins.wrapped[i];
@@ -381,12 +409,11 @@ fn pairs_of_atom<const AVX2: bool>(
                         // the cutoff.
                         let pj = bins.sorted_points[slot];
                         let mut v = [pj[0] - ri[0], pj[1] - ri[1], pj[2] - ri[2]];
+                        // Without branches: adding 0 · row changes nothing.
                         for d in 0..3 {
-                            if s[d] != 0 {
-                                let sd = s[d] as f64;
-                                for c in 0..3 {
-                                    v[c] += sd * bins.rows[d][c];
-                                }
+                            let sd = s[d] as f64;
+                            for c in 0..3 {
+                                v[c] += sd * bins.rows[d][c];
                             }
                         }
                         let d2 = v[0] * v[0] + v[1] * v[1] + v[2] * v[2];
@@ -425,6 +452,24 @@ fn pairs_of_atom<const AVX2: bool>(
         out.push_atom(q, i, found);
         return;
     }
+    ordered.clear();
+    #[cfg(target_arch = "x86_64")]
+    if AVX2 && small_keys && found.len() <= MAX_KEYS {
+        // Sort by j alone (each partner comes once), with a sorting network.
+        keys.clear();
+        for (k, f) in found.iter().enumerate() {
+            keys.push(((f.j as u32) << 8) | k as u32);
+        }
+        // SAFETY: `AVX2` is only set on the path that checked for AVX2.
+        unsafe { keys.sort() };
+        ordered.extend(
+            keys.as_slice()
+                .iter()
+                .map(|&key| finished(found[(key & 0xff) as usize])),
+        );
+        out.push_atom(q, i, ordered);
+        return;
+    }
     // Sort by (j, S): single integer keys `j | S | index` when everything fits in 64 bits (32 bits
     // of j, 8 bits per shift component, 8 bits of index), tuples otherwise.
     order.clear();
@@ -439,7 +484,6 @@ fn pairs_of_atom<const AVX2: bool>(
                 | k as u64
         }));
     }
-    ordered.clear();
     if small {
         order.sort_unstable();
         ordered.extend(

@@ -9,6 +9,7 @@ mod bins;
 mod cell_list;
 mod cutoff;
 mod output;
+mod small_sort;
 
 pub use cell_list::neighbor_list;
 pub(crate) use cell_list::neighbor_search;

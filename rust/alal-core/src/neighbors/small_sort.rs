@@ -1,0 +1,296 @@
+//! Sorting up to 128 `u32` keys with AVX2 sorting networks: an atom's neighbours by index.
+//!
+//! A comparison sort of the ~30–80 pairs of one atom costs ~10 ns per key (mostly mispredicted
+//! branches), a third of a whole neighbour list. Here the keys sit in 8 or 16 vector registers of
+//! 8 lanes and are sorted without a branch: an 8-input sorting network across the registers sorts
+//! each lane's column, a transpose turns the columns into sorted registers, and bitonic merges join
+//! the registers (min/max between registers, then within each register in three shuffles).
+
+#[cfg(target_arch = "x86_64")]
+use std::arch::x86_64::*;
+
+/// Most keys [`SmallKeys`] holds.
+pub(super) const MAX_KEYS: usize = 128;
+
+/// Up to [`MAX_KEYS`] keys in a buffer padded with `u32::MAX`, sorted in place.
+pub(super) struct SmallKeys {
+    buf: [u32; MAX_KEYS],
+    len: usize,
+}
+
+impl SmallKeys {
+    pub(super) fn new() -> Self {
+        SmallKeys {
+            buf: [u32::MAX; MAX_KEYS],
+            len: 0,
+        }
+    }
+
+    /// Forget the keys (the padding is restored).
+    #[inline(always)]
+    pub(super) fn clear(&mut self) {
+        self.buf[..self.len].fill(u32::MAX);
+        self.len = 0;
+    }
+
+    /// Append a key; there must be room (`len() < MAX_KEYS`).
+    #[inline(always)]
+    pub(super) fn push(&mut self, key: u32) {
+        self.buf[self.len] = key;
+        self.len += 1;
+    }
+
+    #[inline(always)]
+    pub(super) fn as_slice(&self) -> &[u32] {
+        &self.buf[..self.len]
+    }
+
+    /// Sort the keys in ascending order (the padding, the largest value, stays at the end).
+    ///
+    /// # Safety
+    /// The CPU must support AVX2.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    pub(super) unsafe fn sort(&mut self) {
+        if self.len <= 1 {
+            return;
+        }
+        // SAFETY: AVX2 is guaranteed by the caller.
+        unsafe {
+            if self.len <= 64 {
+                sort_registers::<8>(&mut self.buf);
+            } else {
+                sort_registers::<16>(&mut self.buf);
+            }
+        }
+    }
+}
+
+/// Sort the first `8 * R` keys of `buf` (`R` = 8 or 16).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn sort_registers<const R: usize>(buf: &mut [u32; MAX_KEYS]) {
+    debug_assert!(R == 8 || R == 16);
+    let mut v = [_mm256_setzero_si256(); R];
+    for (k, r) in v.iter_mut().enumerate() {
+        // SAFETY: 8 * R <= MAX_KEYS keys, read 8 at a time from within `buf`.
+        *r = unsafe { _mm256_loadu_si256(buf.as_ptr().add(8 * k) as *const __m256i) };
+    }
+    for group in v.chunks_exact_mut(8) {
+        sort_columns(group);
+        transpose(group);
+    }
+    // Sorted runs of `w` registers, merged pairwise.
+    let mut w = 1;
+    while w < R {
+        for run in v.chunks_exact_mut(2 * w) {
+            // A sorted run followed by a reversed sorted run is bitonic.
+            let second = &mut run[w..];
+            second.reverse();
+            for r in second.iter_mut() {
+                *r = reverse_lanes(*r);
+            }
+            bitonic_merge(run);
+        }
+        w *= 2;
+    }
+    for (k, r) in v.iter().enumerate() {
+        // SAFETY: as for the loads.
+        unsafe { _mm256_storeu_si256(buf.as_mut_ptr().add(8 * k) as *mut __m256i, *r) };
+    }
+}
+
+/// Compare-exchange of two registers lane by lane: the smaller key of each lane into `a`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+fn exchange(v: &mut [__m256i], a: usize, b: usize) {
+    let (x, y) = (v[a], v[b]);
+    v[a] = _mm256_min_epu32(x, y);
+    v[b] = _mm256_max_epu32(x, y);
+}
+
+/// Sort each lane's column of 8 registers (Knuth's 19-comparator network for 8 inputs).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+fn sort_columns(v: &mut [__m256i]) {
+    const NETWORK: [(usize, usize); 19] = [
+        (0, 2),
+        (1, 3),
+        (4, 6),
+        (5, 7),
+        (0, 4),
+        (1, 5),
+        (2, 6),
+        (3, 7),
+        (0, 1),
+        (2, 3),
+        (4, 5),
+        (6, 7),
+        (2, 4),
+        (3, 5),
+        (1, 4),
+        (3, 6),
+        (1, 2),
+        (3, 4),
+        (5, 6),
+    ];
+    for (a, b) in NETWORK {
+        exchange(v, a, b);
+    }
+}
+
+/// Transpose 8 registers of 8 lanes (an 8 × 8 matrix): column `c` becomes register `c`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+fn transpose(v: &mut [__m256i]) {
+    let t: [__m256i; 8] = std::array::from_fn(|k| {
+        let (a, b) = (v[2 * (k / 2)], v[2 * (k / 2) + 1]);
+        if k % 2 == 0 {
+            _mm256_unpacklo_epi32(a, b)
+        } else {
+            _mm256_unpackhi_epi32(a, b)
+        }
+    });
+    // t[0] = a0 b0 a1 b1 | a4 b4 a5 b5 (rows 0, 1), t[1] = a2 b2 a3 b3 | a6 b6 a7 b7, ...
+    let u: [__m256i; 8] = std::array::from_fn(|k| {
+        let base = 4 * (k / 4);
+        let (x, y) = (t[base + (k % 4) / 2], t[base + 2 + (k % 4) / 2]);
+        if k % 2 == 0 {
+            _mm256_unpacklo_epi64(x, y)
+        } else {
+            _mm256_unpackhi_epi64(x, y)
+        }
+    });
+    // u[0] = column 0 of rows 0-3 | column 4 of rows 0-3, u[1] = column 1 | column 5,
+    // u[2] = column 2 | column 6, u[3] = column 3 | column 7; u[4..8] the same for rows 4-7.
+    for c in 0..4 {
+        v[c] = _mm256_permute2x128_si256::<0x20>(u[c], u[4 + c]);
+        v[4 + c] = _mm256_permute2x128_si256::<0x31>(u[c], u[4 + c]);
+    }
+}
+
+/// The lanes of a register in reverse order.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+fn reverse_lanes(r: __m256i) -> __m256i {
+    _mm256_permutevar8x32_epi32(r, _mm256_setr_epi32(7, 6, 5, 4, 3, 2, 1, 0))
+}
+
+/// Sort a bitonic sequence held in `v` (registers in order, lanes in order) ascending.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+fn bitonic_merge(v: &mut [__m256i]) {
+    // Between registers: half the sequence apart, then a quarter, ... one register apart.
+    let mut d = v.len() / 2;
+    while d >= 1 {
+        for k in 0..v.len() {
+            if k & d == 0 {
+                exchange(v, k, k + d);
+            }
+        }
+        d /= 2;
+    }
+    // Within each register: 4, 2 and 1 lanes apart.
+    for r in v.iter_mut() {
+        let x = *r;
+        let s = _mm256_permute2x128_si256::<0x01>(x, x);
+        let x = _mm256_blend_epi32::<0xF0>(_mm256_min_epu32(x, s), _mm256_max_epu32(x, s));
+        let s = _mm256_shuffle_epi32::<0x4E>(x);
+        let x = _mm256_blend_epi32::<0xCC>(_mm256_min_epu32(x, s), _mm256_max_epu32(x, s));
+        let s = _mm256_shuffle_epi32::<0xB1>(x);
+        *r = _mm256_blend_epi32::<0xAA>(_mm256_min_epu32(x, s), _mm256_max_epu32(x, s));
+    }
+}
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod tests {
+    use super::*;
+
+    fn sorted_by_network(keys: &[u32]) -> Vec<u32> {
+        let mut small = SmallKeys::new();
+        for &k in keys {
+            small.push(k);
+        }
+        // SAFETY: only called after checking for AVX2.
+        unsafe { small.sort() };
+        let out = small.as_slice().to_vec();
+        small.clear();
+        assert!(small.buf.iter().all(|&k| k == u32::MAX), "padding restored");
+        out
+    }
+
+    /// Every length from 0 to 128, random keys (with repeats and the padding value itself).
+    #[test]
+    fn sorts_like_the_standard_sort() {
+        if !std::arch::is_x86_feature_detected!("avx2") {
+            return;
+        }
+        let mut uniform = crate::uniform_numbers(11);
+        for n in 0..=MAX_KEYS {
+            for round in 0..20 {
+                let range = [4.0, 1000.0, 4.3e9][round % 3];
+                let keys: Vec<u32> = (0..n)
+                    .map(|_| {
+                        let x = (uniform() * range) as u64;
+                        if round % 7 == 6 && x % 5 == 0 {
+                            u32::MAX
+                        } else {
+                            x.min(u32::MAX as u64) as u32
+                        }
+                    })
+                    .collect();
+                let mut want = keys.clone();
+                want.sort_unstable();
+                assert_eq!(sorted_by_network(&keys), want, "n = {n}, round {round}");
+            }
+        }
+    }
+
+    /// The 8-input network sorts all 256 inputs of zeros and ones (so every input, by the
+    /// zero-one principle), in every lane; already sorted and reversed keys come out sorted.
+    #[test]
+    fn column_network_sorts_every_zero_one_input() {
+        if !std::arch::is_x86_feature_detected!("avx2") {
+            return;
+        }
+        for bits in 0i32..256 {
+            // Register k holds bit k of `bits` in lane 0 and its complement in lane 1.
+            let mut v: Vec<__m256i> = (0..8)
+                .map(|k| {
+                    let b = (bits >> k) & 1;
+                    // SAFETY: AVX2 checked above.
+                    unsafe { _mm256_setr_epi32(b, 1 - b, b, 0, 0, 0, 0, 0) }
+                })
+                .collect();
+            // SAFETY: AVX2 checked above.
+            unsafe { sort_columns(&mut v) };
+            let lanes: Vec<[u32; 8]> = v
+                .iter()
+                .map(|r| {
+                    let mut out = [0u32; 8];
+                    // SAFETY: AVX2 checked above; `out` holds 8 lanes.
+                    unsafe { _mm256_storeu_si256(out.as_mut_ptr() as *mut __m256i, *r) };
+                    out
+                })
+                .collect();
+            for lane in 0..3 {
+                let column: Vec<u32> = lanes.iter().map(|l| l[lane]).collect();
+                assert!(
+                    column.windows(2).all(|w| w[0] <= w[1]),
+                    "{bits:08b} lane {lane}"
+                );
+            }
+        }
+        let up: Vec<u32> = (0..128).collect();
+        let down: Vec<u32> = (0..128).rev().collect();
+        assert_eq!(sorted_by_network(&up), up);
+        assert_eq!(sorted_by_network(&down), up);
+    }
+}
