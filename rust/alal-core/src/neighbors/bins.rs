@@ -37,6 +37,9 @@ pub(super) struct Bins {
     pub(super) zs: Vec<f64>,
     /// Wrapped Cartesian position of each atom, Å.
     pub(super) wrapped: Vec<[f64; 3]>,
+    /// Fractional coordinates of each atom's wrapped position (along non-periodic axes, relative
+    /// to the extent of the atoms).
+    pub(super) fractional: Vec<[f64; 3]>,
     /// The user's positions, by atom and in bin order, Å.
     pub(super) points: Vec<[f64; 3]>,
     pub(super) sorted_points: Vec<[f64; 3]>,
@@ -245,6 +248,7 @@ impl Bins {
             sorted_points,
             sorted_offset,
             wrapped,
+            fractional: reduced,
             offset,
             rows,
             local_candidates,
@@ -257,9 +261,20 @@ impl Bins {
     /// spacing of the lattice planes along any axis where `S` is not 0: more than twice the
     /// cutoff along every periodic axis means that two images cannot both be within the cutoff.
     pub(super) fn small_keys_fit(&self) -> bool {
-        self.bin_of.len() <= 1 << 24
-            && (0..3)
-                .all(|d| !self.periodic[d] || self.n[d] as f64 > 2.0 * self.cutoff_in_widths[d])
+        self.bin_of.len() <= 1 << 24 && self.one_image_per_partner()
+    }
+
+    /// Whether the lattice planes of every periodic axis are more than twice the cutoff apart:
+    /// an atom is then a neighbour of another at one lattice shift at most (see
+    /// [`Bins::small_keys_fit`]).
+    pub(super) fn one_image_per_partner(&self) -> bool {
+        (0..3).all(|d| !self.periodic[d] || self.n[d] as f64 > 2.0 * self.cutoff_in_widths[d])
+    }
+
+    /// Mean number of atoms in the bins searched around an atom's bin.
+    pub(super) fn mean_candidates(&self) -> f64 {
+        let total: usize = self.bin_of.iter().map(|&b| self.local_candidates[b]).sum();
+        total as f64 / self.bin_of.len().max(1) as f64
     }
 
     /// Room to give a range of atoms in the shared output: the expected pairs from the local

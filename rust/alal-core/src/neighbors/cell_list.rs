@@ -3,6 +3,7 @@
 use ndarray::ArrayView2;
 use rayon::prelude::*;
 
+use super::all_pairs::AllPairs;
 use super::bins::{neighbour_bin, Bins, SCREEN_LANES};
 use super::output::{fill_in_parallel, Pair, Sink};
 use super::small_sort::{SmallKeys, MAX_KEYS};
@@ -27,6 +28,7 @@ pub fn neighbor_list(
         return Ok(PairList::default());
     };
     let n_atoms = positions.nrows();
+    let all_pairs = AllPairs::for_bins(&bins, options.full_list);
     let search = Search {
         cutoff,
         options,
@@ -34,6 +36,7 @@ pub fn neighbor_list(
         max_cutoff,
         sorted: true,
         small_keys: bins.small_keys_fit(),
+        all_pairs: all_pairs.as_ref(),
     };
     let ranges = atom_ranges(n_atoms);
     if ranges.len() == 1 {
@@ -73,6 +76,7 @@ where
     let Some((bins, max_cutoff)) = bin_atoms(positions, cell, cutoff)? else {
         return Ok(Vec::new());
     };
+    let all_pairs = AllPairs::for_bins(&bins, options.full_list);
     let search = Search {
         cutoff,
         options,
@@ -80,6 +84,7 @@ where
         max_cutoff,
         sorted,
         small_keys: bins.small_keys_fit(),
+        all_pairs: all_pairs.as_ref(),
     };
     let run = |atoms: std::ops::Range<usize>| -> Result<S> {
         let mut out = make(atoms.clone(), bins.capacity_for(atoms.clone()))?;
@@ -254,6 +259,8 @@ struct Search<'a> {
     /// Each atom has any other atom at most once as a neighbour (one image at most) and atom
     /// indices fit in 24 bits: `j` alone orders an atom's pairs, as a 32-bit key `j << 8 | k`.
     small_keys: bool,
+    /// Search all pairs instead of the cell list (small cells).
+    all_pairs: Option<&'a AllPairs>,
 }
 
 /// Pairs of the atoms in `atoms`, in order, into `out`; compiled for AVX2 too, chosen at run time
@@ -291,9 +298,104 @@ fn fill_range_impl<const AVX2: bool, S: Sink>(
         ordered: Vec::new(),
         keys: SmallKeys::new(),
     };
+    if let Some(all) = search.all_pairs {
+        for i in atoms {
+            pairs_of_atom_all::<AVX2>(i, search, all, &mut scratch.found, out);
+        }
+        return;
+    }
     for i in atoms {
         pairs_of_atom::<AVX2>(i, search, &mut scratch, out);
     }
+}
+
+/// Keep the pair `(i, j, S)` (`ri`, `pj` the user's positions of `i` and `j`, Å) in `found` if
+/// the options want it and it lies within the cutoff.
+#[inline(always)]
+fn keep_pair(
+    search: &Search<'_>,
+    i: usize,
+    ri: [f64; 3],
+    j: usize,
+    pj: [f64; 3],
+    s: [i64; 3],
+    found: &mut Vec<Pair>,
+) {
+    let options = search.options;
+    if i == j && s == [0, 0, 0] && !options.self_interaction {
+        return;
+    }
+    if !options.full_list && !in_half_list(i, j, s) {
+        return;
+    }
+    // Exact vector as ASE defines it, D = r[j] − r[i] + S·cell: antisymmetric under
+    // (i, j, S) → (j, i, −S), so full lists stay mirror-symmetric even at the cutoff.
+    let mut v = [pj[0] - ri[0], pj[1] - ri[1], pj[2] - ri[2]];
+    // Without branches: adding 0 · row changes nothing.
+    for d in 0..3 {
+        let sd = s[d] as f64;
+        for c in 0..3 {
+            v[c] += sd * search.bins.rows[d][c];
+        }
+    }
+    let d2 = v[0] * v[0] + v[1] * v[1] + v[2] * v[2];
+    let limit = match search.cutoff {
+        Cutoff::Uniform(_) => search.max_cutoff,
+        rule => rule.pair(i, j),
+    };
+    // `d < limit` on the rounded distance, decided from d² except within a few ulp of the
+    // limit, where the square root settles it.
+    let limit2 = limit * limit;
+    if d2 < limit2 * (1.0 - 1e-14) || (d2 < limit2 * (1.0 + 1e-14) && d2.sqrt() < limit) {
+        found.push(Pair { j, s, v, d: d2 });
+    }
+}
+
+/// The pairs of atom `i` from the search over all pairs, in the order of `j` (which is the sorted
+/// order: each partner comes at one shift only).
+#[inline(always)]
+fn pairs_of_atom_all<const AVX2: bool>(
+    i: usize,
+    search: &Search<'_>,
+    all: &AllPairs,
+    found: &mut Vec<Pair>,
+    out: &mut impl Sink,
+) {
+    let bins = search.bins;
+    found.clear();
+    let screen2 = search.max_cutoff * search.max_cutoff * (1.0 + 1e-8);
+    let (ri, oi) = (bins.points[i], bins.offset[i]);
+    let n_atoms = bins.points.len();
+    // A half list keeps j > i (and i itself for the self pair).
+    let mut block = if search.options.full_list { 0 } else { i };
+    while block < n_atoms {
+        let end = (block + DIST_BLOCK).min(n_atoms);
+        let mut hits = if AVX2 {
+            #[cfg(target_arch = "x86_64")]
+            {
+                // SAFETY: `AVX2` is only set on the path that checked for AVX2.
+                unsafe { all.screen_avx2(i, block, end - block, screen2) }
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            unreachable!("AVX2 is only detected on x86_64")
+        } else {
+            all.screen(i, block, end - block, screen2)
+        };
+        while hits != 0 {
+            let j = block + hits.trailing_zeros() as usize;
+            hits &= hits - 1;
+            let (image, oj) = (all.image(i, j), bins.offset[j]);
+            let s = std::array::from_fn(|d| image[d] + oi[d] - oj[d]);
+            keep_pair(search, i, ri, j, bins.points[j], s, found);
+        }
+        block = end;
+    }
+    if search.options.quantities.distances {
+        for f in found.iter_mut() {
+            f.d = f.d.sqrt();
+        }
+    }
+    out.push_atom(search.options.quantities, i, found);
 }
 
 /// Buffers reused from one atom to the next.
@@ -316,12 +418,12 @@ fn pairs_of_atom<const AVX2: bool>(
     out: &mut impl Sink,
 ) {
     let Search {
-        cutoff,
         options,
         bins,
         max_cutoff,
         sorted,
         small_keys,
+        ..
     } = *search;
     let Scratch {
         found,
@@ -336,7 +438,6 @@ fn pairs_of_atom<const AVX2: bool>(
     // Screening on wrapped positions, with a margin for their rounding; the exact test follows.
     let screen2 = max_cutoff * max_cutoff * (1.0 + 1e-8);
     let ri = bins.points[i];
-    let uniform = matches!(cutoff, Cutoff::Uniform(_));
     // Only the bins that can hold a neighbour (fewer than `reach` on a side when the bins are
     // much thicker than the cutoff, as in small cells).
     let (below, above) = bins.needed(i);
@@ -398,38 +499,7 @@ fn pairs_of_atom<const AVX2: bool>(
                             image[1] + oi[1] - oj[1] as i64,
                             image[2] + oi[2] - oj[2] as i64,
                         ];
-                        if i == j && s == [0, 0, 0] && !options.self_interaction {
-                            continue;
-                        }
-                        if !options.full_list && !in_half_list(i, j, s) {
-                            continue;
-                        }
-                        // Exact vector as ASE defines it, D = r[j] − r[i] + S·cell: antisymmetric
-                        // under (i, j, S) → (j, i, −S), so full lists stay mirror-symmetric even at
-                        // the cutoff.
-                        let pj = bins.sorted_points[slot];
-                        let mut v = [pj[0] - ri[0], pj[1] - ri[1], pj[2] - ri[2]];
-                        // Without branches: adding 0 · row changes nothing.
-                        for d in 0..3 {
-                            let sd = s[d] as f64;
-                            for c in 0..3 {
-                                v[c] += sd * bins.rows[d][c];
-                            }
-                        }
-                        let d2 = v[0] * v[0] + v[1] * v[1] + v[2] * v[2];
-                        let limit = if uniform {
-                            max_cutoff
-                        } else {
-                            cutoff.pair(i, j)
-                        };
-                        // `d < limit` on the rounded distance, decided from d² except within a few
-                        // ulp of the limit, where the square root settles it.
-                        let limit2 = limit * limit;
-                        if d2 < limit2 * (1.0 - 1e-14)
-                            || (d2 < limit2 * (1.0 + 1e-14) && d2.sqrt() < limit)
-                        {
-                            found.push(Pair { j, s, v, d: d2 });
-                        }
+                        keep_pair(search, i, ri, j, bins.sorted_points[slot], s, found);
                     }
                     block = end;
                 }
@@ -532,6 +602,92 @@ mod tests {
                     assert_eq!(portable, vector, "block {start}..{}", start + len);
                     assert!(len == 64 || portable >> len == 0);
                     hits += portable.count_ones();
+                }
+            }
+            assert!(hits > 0);
+        }
+    }
+
+    /// Triclinic cells, mixed periodicity, both list kinds and the options: the search over all
+    /// pairs and the cell list give the same pairs in the same order, bit for bit.
+    #[test]
+    fn all_pairs_and_cell_list_agree() {
+        let mut uniform = crate::uniform_numbers(3);
+        let mut compared = 0;
+        for case in 0..60 {
+            let n = 1 + (uniform() * 80.0) as usize;
+            let l = 8.0 + 6.0 * uniform();
+            let skew = if case % 2 == 0 { 0.0 } else { 3.0 };
+            let matrix = [
+                [l, 0.0, 0.0],
+                [skew * uniform(), l, 0.0],
+                [skew * uniform(), skew * uniform(), l],
+            ];
+            let pbc = [case % 5 != 1, case % 7 != 2, true];
+            let cell = Cell::new(matrix, pbc).expect("cell");
+            let frame = cell.frame().expect("frame");
+            // Some atoms outside the cell.
+            let points: Vec<[f64; 3]> = (0..n)
+                .map(|_| [0; 3].map(|_| 1.4 * l * uniform() - 0.2 * l))
+                .collect();
+            let rc = 1.0 + 2.5 * uniform();
+            let bins = Bins::new(&points, &cell, &frame, rc).expect("bins");
+            for full_list in [true, false] {
+                let Some(all) = AllPairs::for_bins(&bins, full_list) else {
+                    continue;
+                };
+                let options = Options {
+                    full_list,
+                    self_interaction: case % 3 == 0,
+                    ..Options::default()
+                };
+                let cutoff = Cutoff::Uniform(rc);
+                let search = |all_pairs| Search {
+                    cutoff: &cutoff,
+                    options: &options,
+                    bins: &bins,
+                    max_cutoff: rc,
+                    sorted: true,
+                    small_keys: bins.small_keys_fit(),
+                    all_pairs,
+                };
+                let (mut by_cells, mut by_pairs) = (PairList::default(), PairList::default());
+                fill_range(0..n, &search(None), &mut by_cells);
+                fill_range(0..n, &search(Some(&all)), &mut by_pairs);
+                assert_eq!(by_cells, by_pairs, "case {case}, full list {full_list}");
+                compared += by_cells.len();
+            }
+        }
+        assert!(compared > 1000, "only {compared} pairs compared");
+    }
+
+    /// The all-pairs screening with AVX2 gives the same bits as the portable one.
+    #[test]
+    fn all_pairs_vector_screening_matches_the_portable_one() {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if !std::arch::is_x86_feature_detected!("avx2") {
+                return;
+            }
+            let mut uniform = crate::uniform_numbers(5);
+            let points: Vec<[f64; 3]> = (0..70)
+                .map(|_| [11.0 * uniform(), 11.0 * uniform(), 11.0 * uniform()])
+                .collect();
+            let matrix = [[10.0, 0.0, 0.0], [2.0, 10.0, 0.0], [1.0, -3.0, 10.0]];
+            let cell = Cell::new(matrix, [true, true, false]).expect("cell");
+            let frame = cell.frame().expect("frame");
+            let bins = Bins::new(&points, &cell, &frame, 4.0).expect("bins");
+            let all = AllPairs::for_bins(&bins, false).expect("all pairs apply");
+            let mut hits = 0;
+            for i in 0..points.len() {
+                for start in 0..points.len() {
+                    for len in 1..=64.min(points.len() - start) {
+                        let portable = all.screen(i, start, len, 16.0);
+                        // SAFETY: AVX2 is available (checked above).
+                        let vector = unsafe { all.screen_avx2(i, start, len, 16.0) };
+                        assert_eq!(portable, vector, "atom {i}, block {start}..{}", start + len);
+                        hits += portable.count_ones();
+                    }
                 }
             }
             assert!(hits > 0);

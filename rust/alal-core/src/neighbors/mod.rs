@@ -5,6 +5,7 @@
 //! `D = r[j] - r[i] + S · cell` (Å) and `d = |D|`, with `d < cutoff` strictly. Along non-periodic
 //! directions `S` is always 0. Pairs come out sorted by `(i, j, S)`, whatever the number of threads.
 
+mod all_pairs;
 mod bins;
 mod cell_list;
 mod cutoff;
