@@ -5,7 +5,7 @@ use rayon::prelude::*;
 
 use super::all_pairs::AllPairs;
 use super::bins::{neighbour_bin, Bins, SCREEN_LANES};
-use super::output::{fill_in_parallel, Pair, Sink};
+use super::output::{fill_in_order, Pair, Sink};
 use super::small_sort::{SmallKeys, MAX_KEYS};
 use super::{Cutoff, Options, PairList};
 use crate::cell::Cell;
@@ -46,13 +46,24 @@ pub fn neighbor_list(
         fill_range(0..n_atoms, &search, &mut out);
         return Ok(out);
     }
-    let capacities: Vec<usize> = ranges
-        .iter()
-        .map(|r| bins.capacity_for(r.clone()))
-        .collect();
-    fill_in_parallel(&capacities, options.quantities, |k, region| {
-        fill_range(ranges[k].clone(), &search, region)
-    })
+    // Small ranges, so that each one's pairs stay in cache until they are copied to the output.
+    let ranges = small_ranges(n_atoms);
+    fill_in_order(
+        ranges.len(),
+        bins.capacity_for(0..n_atoms),
+        options.quantities,
+        |k, buffer| fill_range(ranges[k].clone(), &search, buffer),
+    )
+}
+
+/// Ranges of at most 256 consecutive atoms (and about eight per thread for fewer atoms).
+fn small_ranges(n_atoms: usize) -> Vec<std::ops::Range<usize>> {
+    let threads = crate::threads::current_threads().max(1);
+    let chunk = n_atoms.div_ceil(8 * threads).clamp(16, 256);
+    (0..n_atoms)
+        .step_by(chunk)
+        .map(|a| a..(a + chunk).min(n_atoms))
+        .collect()
 }
 
 /// The pairs of one structure pushed into sinks of the caller's own kind, one sink per range of

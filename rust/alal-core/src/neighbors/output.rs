@@ -1,14 +1,14 @@
-//! Where found pairs go: growing vectors on one thread, or disjoint pre-sized regions of one
-//! shared output on many threads, compacted in place at the end.
+//! Where found pairs go: growing vectors on one thread; on many threads, small per-thread
+//! buffers copied in order into one output allocated up front.
 //!
-//! Writing into one output allocated up front (zeroed memory that the kernel maps lazily) means
-//! each page is first touched, and faulted in, by the thread that fills it, and the pairs are
-//! copied at most once more (by the compaction), instead of being built in per-thread vectors and
-//! concatenated into a second, freshly faulted output.
+//! Each range of atoms is searched into a buffer that stays in cache, and copied once to its
+//! final place as soon as the counts before it are known: the output (zeroed memory that the
+//! kernel maps lazily) is touched, and faulted in, once, by the threads in parallel, and no pass
+//! over the whole output follows (an earlier design wrote estimated regions of the output and
+//! compacted them afterwards: a memmove of everything, a tenth of the work on two threads).
 
 use std::mem::MaybeUninit;
-
-use rayon::prelude::*;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use super::{PairList, Quantities};
 use crate::error::{Error, Result};
@@ -80,50 +80,6 @@ impl Sink for PairList {
     }
 }
 
-/// One thread's slice of the shared output (not yet initialised), spilling into `overflow` when full.
-pub(crate) struct Region<'a> {
-    first: &'a mut [MaybeUninit<i64>],
-    second: &'a mut [MaybeUninit<i64>],
-    shifts: &'a mut [MaybeUninit<i32>],
-    vectors: &'a mut [MaybeUninit<f64>],
-    distances: &'a mut [MaybeUninit<f64>],
-    len: usize,
-    overflow: PairList,
-}
-
-impl Sink for Region<'_> {
-    #[inline(always)]
-    fn push_atom(&mut self, q: Quantities, i: usize, pairs: &[Pair]) {
-        let (k, n) = (self.len, pairs.len());
-        if k + n > self.first.len() || !self.overflow.is_empty() {
-            // Out of room: this atom's pairs and all that follow go to the overflow.
-            self.overflow.push_atom(q, i, pairs);
-            return;
-        }
-        write_rows(&mut self.first[k..k + n], pairs.iter().map(|_| [i as i64]));
-        write_rows(
-            &mut self.second[k..k + n],
-            pairs.iter().map(|p| [p.j as i64]),
-        );
-        if q.shifts {
-            write_rows(
-                &mut self.shifts[3 * k..3 * (k + n)],
-                pairs.iter().map(|p| p.s.map(|x| x as i32)),
-            );
-        }
-        if q.vectors {
-            write_rows(
-                &mut self.vectors[3 * k..3 * (k + n)],
-                pairs.iter().map(|p| p.v),
-            );
-        }
-        if q.distances {
-            write_rows(&mut self.distances[k..k + n], pairs.iter().map(|p| [p.d]));
-        }
-        self.len += n;
-    }
-}
-
 /// A vector with room for `n` elements, or an error (instead of an abort) without the memory.
 ///
 /// Large outputs are advised to use transparent huge pages, as NumPy does for its own large
@@ -174,147 +130,181 @@ unsafe fn assume_init_prefix<T>(v: &mut Vec<T>, len: usize) {
     unsafe { v.set_len(len) }
 }
 
-/// Fill one output from several ranges of atoms in parallel. `capacities[k]` is the room given to
-/// range `k`; `fill(k, sink)` writes that range's pairs in order.
-pub(crate) fn fill_in_parallel<F>(capacities: &[usize], q: Quantities, fill: F) -> Result<PairList>
-where
-    F: Fn(usize, &mut Region<'_>) + Sync,
-{
-    let total: usize = capacities.iter().sum();
-    let width = |on: bool, w: usize| if on { w } else { 0 };
-    let mut out = PairList {
-        first: with_room(total)?,
-        second: with_room(total)?,
-        shifts: with_room(width(q.shifts, 3) * total)?,
-        vectors: with_room(width(q.vectors, 3) * total)?,
-        distances: with_room(width(q.distances, 1) * total)?,
-    };
-    let starts: Vec<usize> = capacities
-        .iter()
-        .scan(0, |acc, &c| {
-            let s = *acc;
-            *acc += c;
-            Some(s)
-        })
-        .collect();
-    let results: Vec<(usize, PairList)> = {
-        let mut regions = Vec::with_capacity(capacities.len());
-        let (mut first, mut second) = (
-            out.first.spare_capacity_mut(),
-            out.second.spare_capacity_mut(),
-        );
-        let (mut shifts, mut vectors, mut distances) = (
-            out.shifts.spare_capacity_mut(),
-            out.vectors.spare_capacity_mut(),
-            out.distances.spare_capacity_mut(),
-        );
-        for &c in capacities {
-            let (f, rf) = first.split_at_mut(c);
-            let (s2, rs2) = second.split_at_mut(c);
-            let (sh, rsh) = shifts.split_at_mut(if q.shifts { 3 * c } else { 0 });
-            let (ve, rve) = vectors.split_at_mut(if q.vectors { 3 * c } else { 0 });
-            let (di, rdi) = distances.split_at_mut(if q.distances { c } else { 0 });
-            (first, second, shifts, vectors, distances) = (rf, rs2, rsh, rve, rdi);
-            regions.push(Region {
-                first: f,
-                second: s2,
-                shifts: sh,
-                vectors: ve,
-                distances: di,
-                len: 0,
-                overflow: PairList::default(),
-            });
-        }
-        regions
-            .into_par_iter()
-            .enumerate()
-            .map(|(k, mut region)| {
-                fill(k, &mut region);
-                (region.len, region.overflow)
-            })
-            .collect()
-    };
-    if results.iter().all(|(_, overflow)| overflow.is_empty()) {
-        // Slide each region down to the end of the previous one (within the written parts). The
-        // five arrays are independent: they slide in parallel.
-        let moves: Vec<(usize, usize)> = starts
-            .iter()
-            .zip(&results)
-            .map(|(&s, &(len, _))| (s, len))
-            .collect();
-        let cursor: usize = moves.iter().map(|m| m.1).sum();
-        fn slide<T: Copy>(v: &mut Vec<T>, width: usize, moves: &[(usize, usize)]) {
-            let buffer = v.spare_capacity_mut();
-            let mut cursor = 0;
-            for &(start, len) in moves {
-                if start != cursor {
-                    buffer.copy_within(width * start..width * (start + len), width * cursor);
-                }
-                cursor += len;
+/// Where the ranges' pairs are copied: raw pointers to the start of each output array.
+struct Destination {
+    first: *mut i64,
+    second: *mut i64,
+    shifts: *mut i32,
+    vectors: *mut f64,
+    distances: *mut f64,
+}
+
+// SAFETY: the ranges write disjoint parts of the arrays (each at its own offset), and the arrays
+// outlive the threads (a scope joins them before the output is used).
+unsafe impl Send for Destination {}
+unsafe impl Sync for Destination {}
+
+impl Destination {
+    /// Copy `pairs` to rows `offset..offset + pairs.len()`.
+    ///
+    /// # Safety
+    /// The rows must lie within the arrays' capacity and be written by nobody else.
+    unsafe fn copy(&self, offset: usize, pairs: &PairList) {
+        let n = pairs.len();
+        // SAFETY: guaranteed by the caller; each source holds `n` rows of its width.
+        unsafe {
+            std::ptr::copy_nonoverlapping(pairs.first.as_ptr(), self.first.add(offset), n);
+            std::ptr::copy_nonoverlapping(pairs.second.as_ptr(), self.second.add(offset), n);
+            if !pairs.shifts.is_empty() {
+                let (src, dst) = (pairs.shifts.as_ptr(), self.shifts.add(3 * offset));
+                std::ptr::copy_nonoverlapping(src, dst, 3 * n);
+            }
+            if !pairs.vectors.is_empty() {
+                let (src, dst) = (pairs.vectors.as_ptr(), self.vectors.add(3 * offset));
+                std::ptr::copy_nonoverlapping(src, dst, 3 * n);
+            }
+            if !pairs.distances.is_empty() {
+                let (src, dst) = (pairs.distances.as_ptr(), self.distances.add(offset));
+                std::ptr::copy_nonoverlapping(src, dst, n);
             }
         }
-        let PairList {
-            first,
-            second,
-            shifts,
-            vectors,
-            distances,
-        } = &mut out;
-        rayon::scope(|scope| {
-            scope.spawn(|_| slide(first, 1, &moves));
-            scope.spawn(|_| slide(second, 1, &moves));
-            scope.spawn(|_| slide(shifts, width(q.shifts, 3), &moves));
-            scope.spawn(|_| slide(vectors, width(q.vectors, 3), &moves));
-            slide(distances, width(q.distances, 1), &moves);
-        });
-        // SAFETY: after the slides, elements 0..cursor (times the width of each quantity) are
-        // exactly the written elements of the regions, in order.
-        unsafe {
-            assume_init_prefix(&mut out.first, cursor);
-            assume_init_prefix(&mut out.second, cursor);
-            assume_init_prefix(&mut out.shifts, width(q.shifts, 3) * cursor);
-            assume_init_prefix(&mut out.vectors, width(q.vectors, 3) * cursor);
-            assume_init_prefix(&mut out.distances, width(q.distances, 1) * cursor);
+    }
+}
+
+/// Count of a range not yet known.
+const PENDING: usize = usize::MAX;
+/// A range whose search panicked: its count will never be known.
+const FAILED: usize = usize::MAX - 1;
+
+/// Publishes a range's count, or [`FAILED`] if dropped before (a panic), so that no thread waits
+/// forever for it.
+struct Publish<'a>(&'a AtomicUsize);
+
+impl Drop for Publish<'_> {
+    fn drop(&mut self) {
+        let _ = self
+            .0
+            .compare_exchange(PENDING, FAILED, Ordering::Release, Ordering::Relaxed);
+    }
+}
+
+/// Fill one output from `n_ranges` consecutive ranges of atoms, searched in parallel and written
+/// in order with no copy of the whole output afterwards.
+///
+/// The threads take the ranges in order. Each fills its range into its own small buffer (kept in
+/// cache), publishes the count, and copies the pairs to the output once the counts of all the
+/// ranges before it are known: usually at once, as those were taken earlier. `room` is the
+/// expected number of pairs: ranges beyond it are kept aside and appended at the end.
+pub(crate) fn fill_in_order<F>(
+    n_ranges: usize,
+    room: usize,
+    q: Quantities,
+    fill: F,
+) -> Result<PairList>
+where
+    F: Fn(usize, &mut PairList) + Sync,
+{
+    let width = |on: bool, w: usize| if on { w } else { 0 };
+    let mut out = PairList {
+        first: with_room(room)?,
+        second: with_room(room)?,
+        shifts: with_room(width(q.shifts, 3) * room)?,
+        vectors: with_room(width(q.vectors, 3) * room)?,
+        distances: with_room(width(q.distances, 1) * room)?,
+    };
+    let destination = Destination {
+        first: out.first.as_mut_ptr(),
+        second: out.second.as_mut_ptr(),
+        shifts: out.shifts.as_mut_ptr(),
+        vectors: out.vectors.as_mut_ptr(),
+        distances: out.distances.as_mut_ptr(),
+    };
+    let counts: Vec<AtomicUsize> = (0..n_ranges).map(|_| AtomicUsize::new(PENDING)).collect();
+    let next = AtomicUsize::new(0);
+    let aside: std::sync::Mutex<Vec<(usize, PairList)>> = std::sync::Mutex::new(Vec::new());
+    let failed = AtomicBool::new(false);
+    let work = || {
+        let mut buffer = PairList::default();
+        // Offset of range `known`: the sum of the counts of the ranges before it.
+        let (mut known, mut offset) = (0usize, 0usize);
+        loop {
+            let k = next.fetch_add(1, Ordering::Relaxed);
+            if k >= n_ranges || failed.load(Ordering::Relaxed) {
+                return;
+            }
+            let publish = Publish(&counts[k]);
+            buffer.first.clear();
+            buffer.second.clear();
+            buffer.shifts.clear();
+            buffer.vectors.clear();
+            buffer.distances.clear();
+            fill(k, &mut buffer);
+            counts[k].store(buffer.len(), Ordering::Release);
+            drop(publish);
+            while known < k {
+                let c = counts[known].load(Ordering::Acquire);
+                if c == FAILED {
+                    failed.store(true, Ordering::Relaxed);
+                    return;
+                }
+                if c == PENDING {
+                    std::thread::yield_now();
+                    continue;
+                }
+                offset += c;
+                known += 1;
+            }
+            if offset + buffer.len() <= room {
+                // SAFETY: rows offset..offset + len lie within the room, and no other range
+                // has them (offsets are the prefix sums of the counts).
+                unsafe { destination.copy(offset, &buffer) };
+            } else if let Ok(mut aside) = aside.lock() {
+                aside.push((k, std::mem::take(&mut buffer)));
+            }
         }
-        return Ok(out);
+    };
+    let threads = crate::threads::current_threads().clamp(1, n_ranges.max(1));
+    rayon::scope(|scope| {
+        for _ in 1..threads {
+            scope.spawn(|_| work());
+        }
+        work();
+    });
+    let counts: Vec<usize> = counts.into_iter().map(AtomicUsize::into_inner).collect();
+    let total: usize = counts.iter().sum();
+    let written = counts.iter().scan(0usize, |acc, &c| {
+        let fits = *acc + c <= room;
+        *acc += c;
+        Some(fits)
+    });
+    let within: usize = counts
+        .iter()
+        .zip(written)
+        .take_while(|(_, fits)| *fits)
+        .map(|(c, _)| c)
+        .sum();
+    // SAFETY: the ranges copied rows 0..within (the ranges that fitted form a prefix: the
+    // offsets only grow).
+    unsafe {
+        assume_init_prefix(&mut out.first, within);
+        assume_init_prefix(&mut out.second, within);
+        assume_init_prefix(&mut out.shifts, width(q.shifts, 3) * within);
+        assume_init_prefix(&mut out.vectors, width(q.vectors, 3) * within);
+        assume_init_prefix(&mut out.distances, width(q.distances, 1) * within);
     }
-    // Some region ran out of room (a much denser part than estimated): rebuild in order from the
-    // written parts of each region and its overflow.
-    fn written<T: Copy>(v: &mut Vec<T>, range: std::ops::Range<usize>) -> Vec<T> {
-        // SAFETY: `range` lies within a region's written elements.
-        v.spare_capacity_mut()[range]
-            .iter()
-            .map(|x| unsafe { x.assume_init() })
-            .collect()
+    let mut aside = aside
+        .into_inner()
+        .map_err(|_| Error::Internal("a search thread failed".into()))?;
+    aside.sort_by_key(|(k, _)| *k);
+    for (_, pairs) in aside {
+        out.first.extend_from_slice(&pairs.first);
+        out.second.extend_from_slice(&pairs.second);
+        out.shifts.extend_from_slice(&pairs.shifts);
+        out.vectors.extend_from_slice(&pairs.vectors);
+        out.distances.extend_from_slice(&pairs.distances);
     }
-    let mut joined = PairList::default();
-    let w = |on: bool, k: usize| if on { k } else { 0 };
-    for (&start, (len, overflow)) in starts.iter().zip(results) {
-        joined
-            .first
-            .extend(written(&mut out.first, start..start + len));
-        joined
-            .second
-            .extend(written(&mut out.second, start..start + len));
-        let s3 = w(q.shifts, 3);
-        joined
-            .shifts
-            .extend(written(&mut out.shifts, s3 * start..s3 * (start + len)));
-        let v3 = w(q.vectors, 3);
-        joined
-            .vectors
-            .extend(written(&mut out.vectors, v3 * start..v3 * (start + len)));
-        let d1 = w(q.distances, 1);
-        joined
-            .distances
-            .extend(written(&mut out.distances, d1 * start..d1 * (start + len)));
-        joined.first.extend_from_slice(&overflow.first);
-        joined.second.extend_from_slice(&overflow.second);
-        joined.shifts.extend_from_slice(&overflow.shifts);
-        joined.vectors.extend_from_slice(&overflow.vectors);
-        joined.distances.extend_from_slice(&overflow.distances);
-    }
-    Ok(joined)
+    debug_assert_eq!(out.len(), total);
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -332,74 +322,75 @@ mod tests {
         }
     }
 
-    /// Region `k` writes `k + 2` pairs; with the given capacities some regions overflow.
-    fn filled(capacities: &[usize], q: Quantities) -> PairList {
-        fill_in_parallel(capacities, q, |k, region| {
-            for p in 0..k + 2 {
-                region.push_atom(q, k, &[pair(k, p)]);
-            }
+    /// Range `k` has atoms `10 k ..` with `sizes[k][a]` pairs each.
+    fn by_ranges(sizes: &[Vec<usize>], room: usize, q: Quantities, threads: usize) -> PairList {
+        crate::threads::with_threads(threads, || {
+            fill_in_order(sizes.len(), room, q, |k, buffer| {
+                for (a, &n) in sizes[k].iter().enumerate() {
+                    let pairs: Vec<Pair> = (0..n).map(|p| pair(10 * k + a, p)).collect();
+                    buffer.push_atom(q, 10 * k + a, &pairs);
+                }
+            })
         })
+        .unwrap()
         .unwrap()
     }
 
-    fn expected(n_regions: usize, q: Quantities) -> PairList {
+    fn in_one_go(sizes: &[Vec<usize>], q: Quantities) -> PairList {
         let mut out = PairList::default();
-        for k in 0..n_regions {
-            for p in 0..k + 2 {
-                out.push_atom(q, k, &[pair(k, p)]);
+        for (k, atoms) in sizes.iter().enumerate() {
+            for (a, &n) in atoms.iter().enumerate() {
+                for p in 0..n {
+                    out.push_atom(q, 10 * k + a, &[pair(10 * k + a, p)]);
+                }
             }
         }
         out
     }
 
+    /// Many ranges of uneven sizes on 1, 2 and 3 threads, with room for all, for some and for
+    /// none: the pairs come out in order, whoever searched them.
     #[test]
-    fn regions_are_compacted_in_order() {
-        let q = Quantities::ALL;
-        assert_eq!(filled(&[5, 9, 4, 8], q), expected(4, q));
-    }
-
-    #[test]
-    fn overflowing_regions_keep_the_order() {
-        let q = Quantities::ALL;
-        assert_eq!(filled(&[1, 0, 7, 2], q), expected(4, q));
+    fn ranges_are_written_in_order() {
+        let mut uniform = crate::uniform_numbers(9);
+        let sizes: Vec<Vec<usize>> = (0..40)
+            .map(|_| {
+                (0..(uniform() * 6.0) as usize)
+                    .map(|_| (uniform() * 9.0) as usize)
+                    .collect()
+            })
+            .collect();
         let only_ij = Quantities {
             shifts: false,
             vectors: false,
             distances: false,
         };
-        assert_eq!(filled(&[3, 1, 0, 9], only_ij), expected(4, only_ij));
-    }
-
-    /// Atoms pushed whole: once an atom did not fit, later atoms that would fit still go to the
-    /// overflow, so that the order is kept.
-    #[test]
-    fn atoms_pushed_whole_keep_the_order() {
-        let q = Quantities::ALL;
-        let pairs = |atom: usize, n: usize| -> Vec<Pair> {
-            (0..n)
-                .map(|p| Pair {
-                    j: 100 * atom + p,
-                    s: [p as i64, -1, 0],
-                    v: [atom as f64, p as f64, 0.5],
-                    d: p as f64 + 0.25,
-                })
-                .collect()
-        };
-        let sizes = [[2, 5, 1, 0, 3], [4, 1, 2, 2, 0]];
-        let got = fill_in_parallel(&[6, 3], q, |k, region| {
-            for (a, &n) in sizes[k].iter().enumerate() {
-                region.push_atom(q, 10 * k + a, &pairs(10 * k + a, n));
-            }
-        })
-        .unwrap();
-        let mut want = PairList::default();
-        for (k, atoms) in sizes.iter().enumerate() {
-            for (a, &n) in atoms.iter().enumerate() {
-                for p in pairs(10 * k + a, n) {
-                    want.push_atom(q, 10 * k + a, &[p]);
+        for q in [Quantities::ALL, only_ij] {
+            let want = in_one_go(&sizes, q);
+            for threads in [1, 2, 3] {
+                for room in [0, 7, want.len() / 2, want.len(), 2 * want.len()] {
+                    assert_eq!(
+                        by_ranges(&sizes, room, q, threads),
+                        want,
+                        "room {room}, {threads} threads"
+                    );
                 }
             }
         }
-        assert_eq!(got, want);
+    }
+
+    /// A range whose search panics makes the whole call panic (instead of leaving the other
+    /// threads waiting for its count).
+    #[test]
+    fn a_panicking_range_does_not_hang_the_others() {
+        let outcome = std::panic::catch_unwind(|| {
+            crate::threads::with_threads(2, || {
+                fill_in_order(50, 1000, Quantities::ALL, |k, buffer| {
+                    assert!(k != 3, "range 3 fails");
+                    buffer.push_atom(Quantities::ALL, k, &[pair(k, 0)]);
+                })
+            })
+        });
+        assert!(outcome.is_err());
     }
 }
