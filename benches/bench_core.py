@@ -44,7 +44,12 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
+# NumPy's OpenBLAS threads busy-wait for a while after each BLAS call (building the structures,
+# checking the outputs) and would take a core from the 2-thread runs. No timed call uses NumPy's
+# BLAS (torch has its own, set per run), so one BLAS thread changes nothing else.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
 
 warnings.filterwarnings("ignore", message=r"The extensions: .* are not installed")
 os.environ.setdefault("TORCHANI_NO_WARN_EXTENSIONS", "1")
@@ -887,8 +892,10 @@ def write_report(res: dict[str, Any], path: Path) -> None:
     L.append("- Threads: alal `n_threads` 1 / 2 (rayon pool); vesin CPU backend, matscipy and ASE are serial "
              "(1 thread); neighborlist-rs `parallel=False` (1t) / `parallel=True` (its rayon pool, "
              f"{res.get('nlrs_threads', '?')} threads); torchani `torch.set_num_threads(1 / 2)`; dscribe serial "
-             "(its `n_jobs` only parallelises over structures). The `CPU/wall` columns below measure how many cores "
-             "a call actually kept busy.\n")
+             "(its `n_jobs` only parallelises over structures); NumPy's OpenBLAS held to 1 thread "
+             f"(`OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}`: its idle threads spin and "
+             "would take a core from the 2-thread runs; no timed call uses it). The `CPU/wall` columns below "
+             "measure how many cores a call actually kept busy.\n")
 
     nl = res.get("nl", [])
     if nl:

@@ -1,5 +1,7 @@
 //! Atoms sorted into bins (cell lists): the search space of a neighbour list.
 
+use rayon::prelude::*;
+
 use crate::cell::{row_times, Cell, Frame};
 use crate::error::{invalid, Result};
 
@@ -63,23 +65,34 @@ impl Bins {
     ) -> Result<Self> {
         let n_atoms = points.len();
         let periodic = cell.pbc;
-        let mut offset = vec![[0i64; 3]; n_atoms];
-        let mut reduced: Vec<[f64; 3]> = Vec::with_capacity(n_atoms);
-        for (k, &p) in points.iter().enumerate() {
-            let mut s = row_times(p, &frame.inverse);
+        // Fractional coordinates, wrapped into the cell along periodic axes, and the integer
+        // offsets that did it.
+        let wrap_into_cell = |k: usize| -> ([f64; 3], [i64; 3]) {
+            let mut s = row_times(points[k], &frame.inverse);
+            let mut o = [0i64; 3];
             for d in 0..3 {
                 if periodic[d] {
-                    let o = s[d].floor();
-                    if o.abs() > 5e8 {
-                        return Err(invalid!(
-                            "atom {k} is {o:e} cells away from the cell: positions too far out"
-                        ));
-                    }
-                    offset[k][d] = o as i64;
-                    s[d] -= o;
+                    let f = s[d].floor();
+                    // Far-out atoms are refused below (the clamp keeps the cast defined).
+                    o[d] = f.clamp(-1e9, 1e9) as i64;
+                    s[d] -= f;
                 }
             }
-            reduced.push(s);
+            (s, o)
+        };
+        let (reduced, offset): (Vec<[f64; 3]>, Vec<[i64; 3]>) = if parallel(n_atoms) {
+            (0..n_atoms).into_par_iter().map(wrap_into_cell).unzip()
+        } else {
+            (0..n_atoms).map(wrap_into_cell).unzip()
+        };
+        if let Some(k) = offset
+            .iter()
+            .position(|o| o.iter().any(|&x| x.unsigned_abs() > 500_000_000))
+        {
+            let o = offset[k].iter().map(|&x| x.abs()).max().unwrap_or(0) as f64;
+            return Err(invalid!(
+                "atom {k} is {o:e} cells away from the cell: positions too far out"
+            ));
         }
         // Extent of the binned region along each axis, in reduced units and in Å.
         let mut lo = [0.0; 3];
@@ -175,7 +188,11 @@ impl Bins {
             }
             (flat, within)
         };
-        let (bin_of, within): (Vec<usize>, Vec<[f64; 3]>) = reduced.iter().map(locate).unzip();
+        let (bin_of, within): (Vec<usize>, Vec<[f64; 3]>) = if parallel(n_atoms) {
+            reduced.par_iter().map(locate).unzip()
+        } else {
+            reduced.iter().map(locate).unzip()
+        };
         // With a margin far above rounding: skipping a bin must never lose a pair. Infinite
         // along an axis without extent (its reach is 0 anyway).
         let cutoff_in_widths =
@@ -195,31 +212,26 @@ impl Bins {
             fill[b] += 1;
         }
         let rows = cell.matrix;
-        let wrapped: Vec<[f64; 3]> = points
-            .iter()
-            .zip(&offset)
-            .map(|(p, o)| {
-                let mut w = *p;
-                for d in 0..3 {
-                    if o[d] != 0 {
-                        for c in 0..3 {
-                            w[c] -= o[d] as f64 * rows[d][c];
-                        }
+        let unwrap = |k: usize| -> [f64; 3] {
+            let (mut w, o) = (points[k], offset[k]);
+            for d in 0..3 {
+                if o[d] != 0 {
+                    for c in 0..3 {
+                        w[c] -= o[d] as f64 * rows[d][c];
                     }
                 }
-                w
-            })
-            .collect();
+            }
+            w
+        };
+        let wrapped: Vec<[f64; 3]> = per_atom(n_atoms, unwrap);
         // Padded with `SCREEN_LANES` far-away slots, so that the screening reads whole lanes.
         let padded = |c: usize| -> Vec<f64> {
-            order
-                .iter()
-                .map(|&k| wrapped[k as usize][c])
-                .chain(std::iter::repeat_n(f64::INFINITY, SCREEN_LANES))
-                .collect()
+            let mut v = per_atom(n_atoms, |slot| wrapped[order[slot] as usize][c]);
+            v.extend(std::iter::repeat_n(f64::INFINITY, SCREEN_LANES));
+            v
         };
         let (xs, ys, zs) = (padded(0), padded(1), padded(2));
-        let sorted_points = order.iter().map(|&k| points[k as usize]).collect();
+        let sorted_points = per_atom(n_atoms, |slot| points[order[slot] as usize]);
         let local_candidates = local_counts(&start, n, reach, periodic, n_atoms);
         let search_volume = images * region / n_bins as f64;
         let sphere_fraction = if search_volume > 0.0 {
@@ -228,10 +240,9 @@ impl Bins {
             1.0
         };
         let points = points.to_vec();
-        let sorted_offset = order
-            .iter()
-            .map(|&k| offset[k as usize].map(|x| x as i32))
-            .collect();
+        let sorted_offset = per_atom(n_atoms, |slot| {
+            offset[order[slot] as usize].map(|x| x as i32)
+        });
         Ok(Bins {
             n,
             reach,
@@ -313,6 +324,23 @@ impl Bins {
     }
 }
 
+/// Below this many atoms the per-atom passes of the binning run on one thread.
+const PARALLEL_ATOMS: usize = 8192;
+
+/// Whether per-atom passes over `n_atoms` atoms are worth spreading over the threads.
+fn parallel(n_atoms: usize) -> bool {
+    n_atoms >= PARALLEL_ATOMS && crate::threads::current_threads() > 1
+}
+
+/// `f(k)` for `k` in `0..n_atoms`, on several threads for many atoms.
+fn per_atom<T: Send>(n_atoms: usize, f: impl Fn(usize) -> T + Sync + Send) -> Vec<T> {
+    if parallel(n_atoms) {
+        (0..n_atoms).into_par_iter().map(f).collect()
+    } else {
+        (0..n_atoms).map(f).collect()
+    }
+}
+
 /// Number of atoms in the bins searched around each bin (with periodic wrapping), or, when that
 /// would cost more than the search itself, the total number of atoms times the images searched.
 fn local_counts(
@@ -328,32 +356,33 @@ fn local_counts(
         return vec![n_atoms * images as usize; n_bins];
     }
     let count = |b: usize| start[b + 1] - start[b];
-    let mut out = vec![0usize; n_bins];
-    for x in 0..n[0] as i64 {
-        for y in 0..n[1] as i64 {
-            for z in 0..n[2] as i64 {
-                let mut total = 0;
-                for dx in -reach[0]..=reach[0] {
-                    let Some(cx) = wrap(x + dx, n[0], periodic[0]) else {
+    let around = |flat: usize| -> usize {
+        let (x, y, z) = (
+            (flat / (n[1] * n[2])) as i64,
+            ((flat / n[2]) % n[1]) as i64,
+            (flat % n[2]) as i64,
+        );
+        let mut total = 0;
+        for dx in -reach[0]..=reach[0] {
+            let Some(cx) = wrap(x + dx, n[0], periodic[0]) else {
+                continue;
+            };
+            for dy in -reach[1]..=reach[1] {
+                let Some(cy) = wrap(y + dy, n[1], periodic[1]) else {
+                    continue;
+                };
+                for dz in -reach[2]..=reach[2] {
+                    let Some(cz) = wrap(z + dz, n[2], periodic[2]) else {
                         continue;
                     };
-                    for dy in -reach[1]..=reach[1] {
-                        let Some(cy) = wrap(y + dy, n[1], periodic[1]) else {
-                            continue;
-                        };
-                        for dz in -reach[2]..=reach[2] {
-                            let Some(cz) = wrap(z + dz, n[2], periodic[2]) else {
-                                continue;
-                            };
-                            total += count((cx * n[1] + cy) * n[2] + cz);
-                        }
-                    }
+                    total += count((cx * n[1] + cy) * n[2] + cz);
                 }
-                out[((x as usize) * n[1] + y as usize) * n[2] + z as usize] = total;
             }
         }
-    }
-    out
+        total
+    };
+    // As many bins as atoms at most (about): spread like the per-atom passes.
+    per_atom(n_bins, around)
 }
 
 fn wrap(c: i64, n: usize, periodic: bool) -> Option<usize> {
