@@ -28,7 +28,7 @@ pub fn neighbor_list(
         return Ok(PairList::default());
     };
     let n_atoms = positions.nrows();
-    let all_pairs = AllPairs::for_bins(&bins, options.full_list);
+    let all_pairs = AllPairs::for_bins(&bins, options.full_list, true);
     let search = Search {
         cutoff,
         options,
@@ -87,7 +87,7 @@ where
     let Some((bins, max_cutoff)) = bin_atoms(positions, cell, cutoff)? else {
         return Ok(Vec::new());
     };
-    let all_pairs = AllPairs::for_bins(&bins, options.full_list);
+    let all_pairs = AllPairs::for_bins(&bins, options.full_list, sorted);
     let search = Search {
         cutoff,
         options,
@@ -644,7 +644,7 @@ mod tests {
             let rc = 1.0 + 2.5 * uniform();
             let bins = Bins::new(&points, &cell, &frame, rc).expect("bins");
             for full_list in [true, false] {
-                let Some(all) = AllPairs::for_bins(&bins, full_list) else {
+                let Some(all) = AllPairs::for_bins(&bins, full_list, true) else {
                     continue;
                 };
                 let options = Options {
@@ -688,7 +688,7 @@ mod tests {
             let cell = Cell::new(matrix, [true, true, false]).expect("cell");
             let frame = cell.frame().expect("frame");
             let bins = Bins::new(&points, &cell, &frame, 4.0).expect("bins");
-            let all = AllPairs::for_bins(&bins, false).expect("all pairs apply");
+            let all = AllPairs::for_bins(&bins, false, true).expect("all pairs apply");
             let mut hits = 0;
             for i in 0..points.len() {
                 for start in 0..points.len() {
