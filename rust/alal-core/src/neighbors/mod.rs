@@ -103,6 +103,15 @@ impl PairList {
     pub fn is_empty(&self) -> bool {
         self.first.is_empty()
     }
+
+    /// Remove every pair, keeping the memory.
+    pub fn clear(&mut self) {
+        self.first.clear();
+        self.second.clear();
+        self.shifts.clear();
+        self.vectors.clear();
+        self.distances.clear();
+    }
 }
 
 /// An input error about structure `k` of a batch, saying which one (other errors unchanged).

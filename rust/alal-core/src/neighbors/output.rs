@@ -191,10 +191,12 @@ impl Drop for Publish<'_> {
 /// Fill one output from `n_ranges` consecutive ranges of atoms, searched in parallel and written
 /// in order with no copy of the whole output afterwards.
 ///
-/// The threads take the ranges in order. Each fills its range into its own small buffer (kept in
+/// The threads take the ranges in order. Each fills its range into a buffer of its own (kept in
 /// cache), publishes the count, and copies the pairs to the output once the counts of all the
-/// ranges before it are known: usually at once, as those were taken earlier. `room` is the
-/// expected number of pairs: ranges beyond it are kept aside and appended at the end.
+/// ranges before it are known: usually at once, as those were taken earlier. A thread never waits
+/// for another before the last range (it keeps the buffer and goes on), so that one held up by
+/// the system does not stop the other. `room` is the expected number of pairs: ranges beyond it
+/// are kept aside and appended at the end.
 pub(crate) fn fill_in_order<F>(
     n_ranges: usize,
     room: usize,
@@ -224,43 +226,64 @@ where
     let aside: std::sync::Mutex<Vec<(usize, PairList)>> = std::sync::Mutex::new(Vec::new());
     let failed = AtomicBool::new(false);
     let work = || {
-        let mut buffer = PairList::default();
+        // Ranges this thread has filled but not yet copied (their offsets not yet known), in
+        // increasing order, and emptied buffers to use again.
+        let mut pending: std::collections::VecDeque<(usize, PairList)> = Default::default();
+        let mut spare: Vec<PairList> = Vec::new();
         // Offset of range `known`: the sum of the counts of the ranges before it.
         let (mut known, mut offset) = (0usize, 0usize);
+        // Copy the pending ranges whose offsets are known; with `wait`, all of them, waiting
+        // for the counts of the other threads' ranges. False if a range failed.
+        let mut commit = |pending: &mut std::collections::VecDeque<(usize, PairList)>,
+                          spare: &mut Vec<PairList>,
+                          wait: bool|
+         -> bool {
+            while let Some(&(k, _)) = pending.front() {
+                while known < k {
+                    match counts[known].load(Ordering::Acquire) {
+                        FAILED => return false,
+                        PENDING if wait => std::thread::yield_now(),
+                        PENDING => return true,
+                        c => {
+                            offset += c;
+                            known += 1;
+                        }
+                    }
+                }
+                let Some((k, mut buffer)) = pending.pop_front() else {
+                    break;
+                };
+                if offset + buffer.len() <= room {
+                    // SAFETY: rows offset..offset + len lie within the room, and no other range
+                    // has them (offsets are the prefix sums of the counts).
+                    unsafe { destination.copy(offset, &buffer) };
+                    buffer.clear();
+                    spare.push(buffer);
+                } else if let Ok(mut aside) = aside.lock() {
+                    aside.push((k, buffer));
+                }
+            }
+            true
+        };
         loop {
             let k = next.fetch_add(1, Ordering::Relaxed);
             if k >= n_ranges || failed.load(Ordering::Relaxed) {
-                return;
+                break;
             }
             let publish = Publish(&counts[k]);
-            buffer.first.clear();
-            buffer.second.clear();
-            buffer.shifts.clear();
-            buffer.vectors.clear();
-            buffer.distances.clear();
+            let mut buffer = spare.pop().unwrap_or_default();
             fill(k, &mut buffer);
             counts[k].store(buffer.len(), Ordering::Release);
             drop(publish);
-            while known < k {
-                let c = counts[known].load(Ordering::Acquire);
-                if c == FAILED {
-                    failed.store(true, Ordering::Relaxed);
-                    return;
-                }
-                if c == PENDING {
-                    std::thread::yield_now();
-                    continue;
-                }
-                offset += c;
-                known += 1;
+            pending.push_back((k, buffer));
+            // Never wait here: a thread held up elsewhere must not stop this one.
+            if !commit(&mut pending, &mut spare, false) {
+                failed.store(true, Ordering::Relaxed);
+                return;
             }
-            if offset + buffer.len() <= room {
-                // SAFETY: rows offset..offset + len lie within the room, and no other range
-                // has them (offsets are the prefix sums of the counts).
-                unsafe { destination.copy(offset, &buffer) };
-            } else if let Ok(mut aside) = aside.lock() {
-                aside.push((k, std::mem::take(&mut buffer)));
-            }
+        }
+        if !commit(&mut pending, &mut spare, true) {
+            failed.store(true, Ordering::Relaxed);
         }
     };
     let threads = crate::threads::current_threads().clamp(1, n_ranges.max(1));
