@@ -1,4 +1,6 @@
-//! Neighbour lists with linear-time cell lists.
+//! Neighbour lists with linear-time cell lists (`cell_list`), or, in small cells whose lattice
+//! planes are more than twice the cutoff apart, a search over all pairs at their nearest image
+//! (`all_pairs`).
 //!
 //! Conventions are ASE's (`ase.neighborlist.neighbor_list`): a pair `(i, j, S)` means that atom `j`
 //! shifted by the integer lattice translation `S` is within the cutoff of atom `i`;
