@@ -6,6 +6,7 @@ use rayon::prelude::*;
 use super::all_pairs::AllPairs;
 use super::bins::{neighbour_bin, Bins, SCREEN_LANES};
 use super::output::{fill_in_order, Pair, Sink};
+#[cfg_attr(not(target_arch = "x86_64"), allow(unused_imports))]
 use super::small_sort::{SmallKeys, MAX_KEYS};
 use super::{Cutoff, Options, PairList};
 use crate::cell::Cell;
@@ -422,6 +423,7 @@ struct Scratch {
 }
 
 #[inline(always)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
 fn pairs_of_atom<const AVX2: bool>(
     i: usize,
     search: &Search<'_>,

@@ -6,6 +6,9 @@
 //! each lane's column, a transpose turns the columns into sorted registers, and bitonic merges join
 //! the registers (min/max between registers, then within each register in three shuffles).
 
+// Without AVX2 (other architectures) the neighbour search keeps its comparison sort.
+#![cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
