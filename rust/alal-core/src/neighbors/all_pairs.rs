@@ -9,7 +9,7 @@
 //! (a 108-atom cell at 5 Å: 54 per atom for a half list against ~360), and since `j` runs in
 //! order, the pairs come out sorted without a sort.
 
-use super::bins::Bins;
+use super::bins::{first_bits, Bins};
 
 /// The screening reads candidates in lanes of this many.
 pub(super) const LANES: usize = 4;
@@ -106,10 +106,7 @@ impl AllPairs {
             }
             mask |= bits << (LANES * q);
         }
-        if len < 64 {
-            mask &= (1u64 << len) - 1;
-        }
-        mask
+        first_bits(mask, len)
     }
 
     /// [`AllPairs::screen`] with AVX2 intrinsics: the same operations in the same order, so the
@@ -163,9 +160,6 @@ impl AllPairs {
             let bits = _mm256_movemask_pd(_mm256_cmp_pd::<_CMP_LT_OQ>(r2, limit)) as u64;
             mask |= bits << k;
         }
-        if len < 64 {
-            mask &= (1u64 << len) - 1;
-        }
-        mask
+        first_bits(mask, len)
     }
 }

@@ -13,6 +13,17 @@ const MAX_CANDIDATES: f64 = 4e10;
 const MAX_PAIRS: f64 = 1e9;
 /// The screening reads slots in lanes of this many.
 pub(super) const SCREEN_LANES: usize = 4;
+/// `mask` without the bits from `len` on (`len <= 64`): a screening reads whole lanes, past the
+/// slots it was asked for.
+#[inline(always)]
+pub(super) fn first_bits(mask: u64, len: usize) -> u64 {
+    if len < 64 {
+        mask & ((1u64 << len) - 1)
+    } else {
+        mask
+    }
+}
+
 /// Bins are made slightly thicker than the cutoff so that rounding never hides a neighbour.
 const BIN_SLACK: f64 = 1e-8;
 

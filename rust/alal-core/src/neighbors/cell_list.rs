@@ -4,7 +4,7 @@ use ndarray::ArrayView2;
 use rayon::prelude::*;
 
 use super::all_pairs::AllPairs;
-use super::bins::{neighbour_bin, Bins, SCREEN_LANES};
+use super::bins::{first_bits, neighbour_bin, Bins, SCREEN_LANES};
 use super::output::{fill_in_order, Pair, Sink};
 #[cfg_attr(not(target_arch = "x86_64"), allow(unused_imports))]
 use super::small_sort::{SmallKeys, MAX_KEYS};
@@ -188,10 +188,7 @@ fn screen_block(bins: &Bins, start: usize, len: usize, base: [f64; 3], screen2: 
         }
         mask |= bits << (SCREEN_LANES * q);
     }
-    if len < 64 {
-        mask &= (1u64 << len) - 1;
-    }
-    mask
+    first_bits(mask, len)
 }
 
 /// [`screen_block`] with AVX2 intrinsics: the same operations in the same order, so the same bits.
@@ -241,10 +238,7 @@ unsafe fn screen_block_avx2(
         let bits = _mm256_movemask_pd(_mm256_cmp_pd::<_CMP_LT_OQ>(r2, limit)) as u64;
         mask |= bits << k;
     }
-    if len < 64 {
-        mask &= (1u64 << len) - 1;
-    }
-    mask
+    first_bits(mask, len)
 }
 
 /// Whether a half list keeps the pair `(i, j, S)` rather than its mirror `(j, i, -S)`.
