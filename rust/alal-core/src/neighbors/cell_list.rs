@@ -30,16 +30,9 @@ pub fn neighbor_list(
     };
     let n_atoms = positions.nrows();
     let all_pairs = AllPairs::for_bins(&bins, options.full_list, true);
-    let search = Search {
-        cutoff,
-        options,
-        bins: &bins,
-        max_cutoff,
-        sorted: true,
-        small_keys: bins.small_keys_fit(),
-        all_pairs: all_pairs.as_ref(),
-    };
-    let ranges = atom_ranges(n_atoms);
+    let search = Search::new(cutoff, options, &bins, max_cutoff, true, all_pairs.as_ref());
+    // Small ranges, so that each one's pairs stay in cache until they are copied to the output.
+    let ranges = atom_ranges(n_atoms, 256);
     if ranges.len() == 1 {
         // Room from each atom's local density with a margin: an estimate from the mean density
         // alone falls short for shells just inside the cutoff, and the regrowth copies everything.
@@ -47,24 +40,12 @@ pub fn neighbor_list(
         fill_range(0..n_atoms, &search, &mut out);
         return Ok(out);
     }
-    // Small ranges, so that each one's pairs stay in cache until they are copied to the output.
-    let ranges = small_ranges(n_atoms);
     fill_in_order(
         ranges.len(),
         bins.capacity_for(0..n_atoms),
         options.quantities,
         |k, buffer| fill_range(ranges[k].clone(), &search, buffer),
     )
-}
-
-/// Ranges of at most 256 consecutive atoms (and about eight per thread for fewer atoms).
-fn small_ranges(n_atoms: usize) -> Vec<std::ops::Range<usize>> {
-    let threads = crate::threads::current_threads().max(1);
-    let chunk = n_atoms.div_ceil(8 * threads).clamp(16, 256);
-    (0..n_atoms)
-        .step_by(chunk)
-        .map(|a| a..(a + chunk).min(n_atoms))
-        .collect()
 }
 
 /// The pairs of one structure pushed into sinks of the caller's own kind, one sink per range of
@@ -89,21 +70,20 @@ where
         return Ok(Vec::new());
     };
     let all_pairs = AllPairs::for_bins(&bins, options.full_list, sorted);
-    let search = Search {
+    let search = Search::new(
         cutoff,
         options,
-        bins: &bins,
+        &bins,
         max_cutoff,
         sorted,
-        small_keys: bins.small_keys_fit(),
-        all_pairs: all_pairs.as_ref(),
-    };
+        all_pairs.as_ref(),
+    );
     let run = |atoms: std::ops::Range<usize>| -> Result<S> {
         let mut out = make(atoms.clone(), bins.capacity_for(atoms.clone()))?;
         fill_range(atoms, &search, &mut out);
         Ok(out)
     };
-    let ranges = atom_ranges(positions.nrows());
+    let ranges = atom_ranges(positions.nrows(), usize::MAX);
     if ranges.len() == 1 {
         ranges.into_iter().map(run).collect()
     } else {
@@ -112,13 +92,13 @@ where
 }
 
 /// Consecutive ranges of atoms searched as one task each: all atoms on one thread or for small
-/// structures, otherwise about eight ranges per thread.
-fn atom_ranges(n_atoms: usize) -> Vec<std::ops::Range<usize>> {
+/// structures, otherwise about eight ranges per thread, of at most `max_chunk` atoms.
+fn atom_ranges(n_atoms: usize, max_chunk: usize) -> Vec<std::ops::Range<usize>> {
     let threads = crate::threads::current_threads().max(1);
     if threads == 1 || n_atoms < 64 {
         return std::iter::once(0..n_atoms).collect();
     }
-    let chunk = n_atoms.div_ceil(8 * threads).max(16);
+    let chunk = n_atoms.div_ceil(8 * threads).clamp(16, max_chunk.max(16));
     (0..n_atoms)
         .step_by(chunk)
         .map(|a| a..(a + chunk).min(n_atoms))
@@ -267,6 +247,27 @@ struct Search<'a> {
     small_keys: bool,
     /// Search all pairs instead of the cell list (small cells).
     all_pairs: Option<&'a AllPairs>,
+}
+
+impl<'a> Search<'a> {
+    fn new(
+        cutoff: &'a Cutoff,
+        options: &'a Options,
+        bins: &'a Bins,
+        max_cutoff: f64,
+        sorted: bool,
+        all_pairs: Option<&'a AllPairs>,
+    ) -> Self {
+        Search {
+            cutoff,
+            options,
+            bins,
+            max_cutoff,
+            sorted,
+            small_keys: bins.small_keys_fit(),
+            all_pairs,
+        }
+    }
 }
 
 /// Pairs of the atoms in `atoms`, in order, into `out`; compiled for AVX2 too, chosen at run time
@@ -649,15 +650,7 @@ mod tests {
                     ..Options::default()
                 };
                 let cutoff = Cutoff::Uniform(rc);
-                let search = |all_pairs| Search {
-                    cutoff: &cutoff,
-                    options: &options,
-                    bins: &bins,
-                    max_cutoff: rc,
-                    sorted: true,
-                    small_keys: bins.small_keys_fit(),
-                    all_pairs,
-                };
+                let search = |all_pairs| Search::new(&cutoff, &options, &bins, rc, true, all_pairs);
                 let (mut by_cells, mut by_pairs) = (PairList::default(), PairList::default());
                 fill_range(0..n, &search(None), &mut by_cells);
                 fill_range(0..n, &search(Some(&all)), &mut by_pairs);
