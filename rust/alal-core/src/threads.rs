@@ -86,7 +86,97 @@ pub fn with_threads<R: Send>(n_threads: usize, f: impl FnOnce() -> R + Send) -> 
             }
         }
     };
-    Ok(pool.install(f))
+    Ok(run_serving_caller(&pool, f))
+}
+
+/// A job that a pool thread asks the calling thread to run.
+type CallerJob = Box<dyn FnOnce() + Send>;
+
+/// What the pool thread running a `with_threads` closure sends to the calling thread.
+enum ToCaller {
+    Run(CallerJob),
+    Finished,
+}
+
+thread_local! {
+    /// On the pool thread that runs a `with_threads` closure: the way to the calling thread.
+    static CALLER: std::cell::RefCell<Option<std::sync::mpsc::Sender<ToCaller>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Tells the calling thread that the closure has finished, also when it unwinds.
+struct FinishedOnDrop(std::sync::mpsc::Sender<ToCaller>);
+
+impl Drop for FinishedOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.send(ToCaller::Finished);
+    }
+}
+
+/// Puts back this thread's previous way to a caller when dropped (the pool thread may run
+/// another call's closure while it waits inside this one).
+struct CallerGuard(Option<std::sync::mpsc::Sender<ToCaller>>);
+
+impl Drop for CallerGuard {
+    fn drop(&mut self) {
+        let previous = self.0.take();
+        CALLER.with(|c| *c.borrow_mut() = previous);
+    }
+}
+
+/// Run `f` on a thread of `pool` (so that its parallel work uses that pool) while the calling
+/// thread waits and runs the jobs `f` hands it through [`on_calling_thread`].
+fn run_serving_caller<R: Send>(pool: &ThreadPool, f: impl FnOnce() -> R + Send) -> R {
+    if pool.current_thread_index().is_some() {
+        // Already on one of its threads (a nested call): run here, as `install` would; waiting
+        // for a job of the same pool could leave no thread to run it.
+        return f();
+    }
+    let (to_caller, requests) = std::sync::mpsc::channel::<ToCaller>();
+    let mut result = None;
+    pool.in_place_scope(|scope| {
+        let result = &mut result;
+        scope.spawn(move |_| {
+            let _finished = FinishedOnDrop(to_caller.clone());
+            let _guard = CallerGuard(CALLER.with(|c| c.replace(Some(to_caller))));
+            *result = Some(f());
+        });
+        for request in requests.iter() {
+            match request {
+                ToCaller::Run(job) => job(),
+                ToCaller::Finished => break,
+            }
+        }
+    });
+    // The scope re-raises a panic of `f`, so the result is set here.
+    result.expect("the pool thread finished without a result")
+}
+
+/// Run `job` on the thread that called [`with_threads`] (right here if the current thread is not
+/// the one running a `with_threads` closure, or with one thread), and return its result.
+///
+/// Meant for the large output arrays of a parallel call: the caller frees them (as NumPy arrays,
+/// say), and memory freed by the thread that allocated it is reused by the allocator, where a
+/// block freed by another thread goes back to the system and comes back as fresh pages, zeroed
+/// by the kernel one page fault at a time (a tenth of a 2-thread neighbour list).
+pub fn on_calling_thread<R: Send + 'static>(job: impl FnOnce() -> R + Send + 'static) -> R {
+    let caller = CALLER.with(|c| c.borrow().clone());
+    let Some(caller) = caller else {
+        return job();
+    };
+    let (reply, answer) = std::sync::mpsc::sync_channel::<R>(1);
+    let request = ToCaller::Run(Box::new(move || {
+        let _ = reply.send(job());
+    }));
+    assert!(
+        caller.send(request).is_ok(),
+        "the calling thread no longer takes jobs"
+    );
+    match answer.recv() {
+        Ok(value) => value,
+        // The job panicked on the calling thread; that panic is raised there.
+        Err(_) => panic!("a job on the calling thread failed"),
+    }
 }
 
 /// Forget every cached pool without joining its threads (they do not exist after a fork).
@@ -97,5 +187,53 @@ pub fn forget_pools_after_fork() {
         for (_, pool) in cache.drain() {
             std::mem::forget(pool);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A job handed to the calling thread runs there, from the closure's own thread and from
+    /// a call nested inside it; with one thread it runs in place.
+    #[test]
+    fn jobs_run_on_the_calling_thread() {
+        let caller = std::thread::current().id();
+        let (worker, from_worker) = with_threads(2, || {
+            let here = std::thread::current().id();
+            let there = on_calling_thread(|| std::thread::current().id());
+            (here, there)
+        })
+        .unwrap();
+        assert_ne!(worker, caller, "the closure runs on a pool thread");
+        assert_eq!(from_worker, caller);
+        let nested = with_threads(2, || {
+            let outer = std::thread::current().id();
+            let inner = with_threads(3, || on_calling_thread(|| std::thread::current().id()));
+            (outer, inner.unwrap())
+        })
+        .unwrap();
+        assert_eq!(nested.1, nested.0, "the inner call's caller is the outer closure's thread");
+        let same_pool = with_threads(2, || {
+            with_threads(2, || on_calling_thread(|| std::thread::current().id()))
+        })
+        .unwrap();
+        assert_eq!(same_pool.unwrap(), caller, "a call nested in its own pool runs in place");
+        let alone = with_threads(1, || on_calling_thread(|| std::thread::current().id())).unwrap();
+        assert_eq!(alone, caller);
+        assert_eq!(on_calling_thread(|| 7), 7);
+    }
+
+    /// A panic in the closure, or in a job it hands to the calling thread, reaches the caller
+    /// (no thread waits forever), and the pool serves the next call.
+    #[test]
+    fn panics_reach_the_caller() {
+        let in_closure = std::panic::catch_unwind(|| with_threads(2, || panic!("closure fails")));
+        assert!(in_closure.is_err());
+        let in_job = std::panic::catch_unwind(|| {
+            with_threads(2, || on_calling_thread(|| panic!("job fails")))
+        });
+        assert!(in_job.is_err());
+        assert_eq!(with_threads(2, || on_calling_thread(|| 3) + 4).unwrap(), 7);
     }
 }

@@ -171,6 +171,17 @@ impl Destination {
     }
 }
 
+thread_local! {
+    /// Emptied range buffers kept by each thread for its next call: fresh ones would grow (and be
+    /// faulted in, page by page) on every call.
+    static SPARE_BUFFERS: std::cell::RefCell<Vec<PairList>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// At most this many buffers are kept per thread between calls.
+const KEPT_BUFFERS: usize = 4;
+/// Buffers with room for more pairs than this are not kept between calls.
+const KEPT_PAIRS: usize = 1 << 16;
+
 /// Count of a range not yet known.
 const PENDING: usize = usize::MAX;
 /// A range whose search panicked: its count will never be known.
@@ -207,13 +218,16 @@ where
     F: Fn(usize, &mut PairList) + Sync,
 {
     let width = |on: bool, w: usize| if on { w } else { 0 };
-    let mut out = PairList {
-        first: with_room(room)?,
-        second: with_room(room)?,
-        shifts: with_room(width(q.shifts, 3) * room)?,
-        vectors: with_room(width(q.vectors, 3) * room)?,
-        distances: with_room(width(q.distances, 1) * room)?,
-    };
+    // Allocated by the thread that will free it (see `on_calling_thread`).
+    let mut out = crate::threads::on_calling_thread(move || -> Result<PairList> {
+        Ok(PairList {
+            first: with_room(room)?,
+            second: with_room(room)?,
+            shifts: with_room(width(q.shifts, 3) * room)?,
+            vectors: with_room(width(q.vectors, 3) * room)?,
+            distances: with_room(width(q.distances, 1) * room)?,
+        })
+    })?;
     let destination = Destination {
         first: out.first.as_mut_ptr(),
         second: out.second.as_mut_ptr(),
@@ -229,7 +243,7 @@ where
         // Ranges this thread has filled but not yet copied (their offsets not yet known), in
         // increasing order, and emptied buffers to use again.
         let mut pending: std::collections::VecDeque<(usize, PairList)> = Default::default();
-        let mut spare: Vec<PairList> = Vec::new();
+        let mut spare: Vec<PairList> = SPARE_BUFFERS.with(|b| b.take());
         // Offset of range `known`: the sum of the counts of the ranges before it.
         let (mut known, mut offset) = (0usize, 0usize);
         // Copy the pending ranges whose offsets are known; with `wait`, all of them, waiting
@@ -285,6 +299,9 @@ where
         if !commit(&mut pending, &mut spare, true) {
             failed.store(true, Ordering::Relaxed);
         }
+        spare.retain(|b| b.first.capacity() <= KEPT_PAIRS);
+        spare.truncate(KEPT_BUFFERS);
+        SPARE_BUFFERS.with(|b| *b.borrow_mut() = spare);
     };
     let threads = crate::threads::current_threads().clamp(1, n_ranges.max(1));
     rayon::scope(|scope| {
