@@ -213,12 +213,19 @@ mod tests {
             (outer, inner.unwrap())
         })
         .unwrap();
-        assert_eq!(nested.1, nested.0, "the inner call's caller is the outer closure's thread");
+        assert_eq!(
+            nested.1, nested.0,
+            "the inner call's caller is the outer closure's thread"
+        );
         let same_pool = with_threads(2, || {
             with_threads(2, || on_calling_thread(|| std::thread::current().id()))
         })
         .unwrap();
-        assert_eq!(same_pool.unwrap(), caller, "a call nested in its own pool runs in place");
+        assert_eq!(
+            same_pool.unwrap(),
+            caller,
+            "a call nested in its own pool runs in place"
+        );
         let alone = with_threads(1, || on_calling_thread(|| std::thread::current().id())).unwrap();
         assert_eq!(alone, caller);
         assert_eq!(on_calling_thread(|| 7), 7);

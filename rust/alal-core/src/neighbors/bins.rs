@@ -69,7 +69,7 @@ pub(super) struct Bins {
 
 impl Bins {
     pub(super) fn new(
-        points: &[[f64; 3]],
+        points: Vec<[f64; 3]>,
         cell: &Cell,
         frame: &Frame,
         cutoff: f64,
@@ -91,11 +91,38 @@ impl Bins {
             }
             (s, o)
         };
-        let (reduced, offset): (Vec<[f64; 3]>, Vec<[i64; 3]>) = if parallel(n_atoms) {
-            (0..n_atoms).into_par_iter().map(wrap_into_cell).unzip()
+        let rows = cell.matrix;
+        // The wrapped Cartesian position, `r - offset · cell`, in the same pass.
+        let (mut reduced, mut offset, mut wrapped) = (
+            vec![[0.0; 3]; n_atoms],
+            vec![[0i64; 3]; n_atoms],
+            vec![[0.0; 3]; n_atoms],
+        );
+        let wrap_chunk =
+            |first: usize, r: &mut [[f64; 3]], o: &mut [[i64; 3]], w: &mut [[f64; 3]]| {
+                for (k, ((r, o), w)) in r.iter_mut().zip(o.iter_mut()).zip(w.iter_mut()).enumerate()
+                {
+                    (*r, *o) = wrap_into_cell(first + k);
+                    *w = points[first + k];
+                    for d in 0..3 {
+                        if o[d] != 0 {
+                            for c in 0..3 {
+                                w[c] -= o[d] as f64 * rows[d][c];
+                            }
+                        }
+                    }
+                }
+            };
+        if parallel(n_atoms) {
+            reduced
+                .par_chunks_mut(CHUNK)
+                .zip(offset.par_chunks_mut(CHUNK))
+                .zip(wrapped.par_chunks_mut(CHUNK))
+                .enumerate()
+                .for_each(|(c, ((r, o), w))| wrap_chunk(c * CHUNK, r, o, w));
         } else {
-            (0..n_atoms).map(wrap_into_cell).unzip()
-        };
+            wrap_chunk(0, &mut reduced, &mut offset, &mut wrapped);
+        }
         if let Some(k) = offset
             .iter()
             .position(|o| o.iter().any(|&x| x.unsigned_abs() > 500_000_000))
@@ -223,27 +250,45 @@ impl Bins {
             order[fill[b]] = k as u32;
             fill[b] += 1;
         }
-        let rows = cell.matrix;
-        let unwrap = |k: usize| -> [f64; 3] {
-            let (mut w, o) = (points[k], offset[k]);
-            for d in 0..3 {
-                if o[d] != 0 {
-                    for c in 0..3 {
-                        w[c] -= o[d] as f64 * rows[d][c];
-                    }
-                }
+        // Everything the search reads slot by slot, in bin order, in one pass. The coordinates
+        // are padded with `SCREEN_LANES` far-away slots, so that the screening reads whole lanes.
+        let padded = || vec![f64::INFINITY; n_atoms + SCREEN_LANES];
+        let (mut xs, mut ys, mut zs) = (padded(), padded(), padded());
+        let mut sorted_points = vec![[0.0; 3]; n_atoms];
+        let mut sorted_offset = vec![[0i32; 3]; n_atoms];
+        let gather_chunk = |first: usize,
+                            x: &mut [f64],
+                            y: &mut [f64],
+                            z: &mut [f64],
+                            p: &mut [[f64; 3]],
+                            o: &mut [[i32; 3]]| {
+            for (k, slot) in (first..first + p.len()).enumerate() {
+                let atom = order[slot] as usize;
+                let w = wrapped[atom];
+                (x[k], y[k], z[k]) = (w[0], w[1], w[2]);
+                p[k] = points[atom];
+                o[k] = offset[atom].map(|x| x as i32);
             }
-            w
         };
-        let wrapped: Vec<[f64; 3]> = per_atom(n_atoms, unwrap);
-        // Padded with `SCREEN_LANES` far-away slots, so that the screening reads whole lanes.
-        let padded = |c: usize| -> Vec<f64> {
-            let mut v = per_atom(n_atoms, |slot| wrapped[order[slot] as usize][c]);
-            v.extend(std::iter::repeat_n(f64::INFINITY, SCREEN_LANES));
-            v
-        };
-        let (xs, ys, zs) = (padded(0), padded(1), padded(2));
-        let sorted_points = per_atom(n_atoms, |slot| points[order[slot] as usize]);
+        if parallel(n_atoms) {
+            xs[..n_atoms]
+                .par_chunks_mut(CHUNK)
+                .zip(ys[..n_atoms].par_chunks_mut(CHUNK))
+                .zip(zs[..n_atoms].par_chunks_mut(CHUNK))
+                .zip(sorted_points.par_chunks_mut(CHUNK))
+                .zip(sorted_offset.par_chunks_mut(CHUNK))
+                .enumerate()
+                .for_each(|(c, ((((x, y), z), p), o))| gather_chunk(c * CHUNK, x, y, z, p, o));
+        } else {
+            gather_chunk(
+                0,
+                &mut xs[..n_atoms],
+                &mut ys[..n_atoms],
+                &mut zs[..n_atoms],
+                &mut sorted_points,
+                &mut sorted_offset,
+            );
+        }
         let local_candidates = local_counts(&start, n, reach, periodic, n_atoms);
         let search_volume = images * region / n_bins as f64;
         let sphere_fraction = if search_volume > 0.0 {
@@ -251,10 +296,6 @@ impl Bins {
         } else {
             1.0
         };
-        let points = points.to_vec();
-        let sorted_offset = per_atom(n_atoms, |slot| {
-            offset[order[slot] as usize].map(|x| x as i32)
-        });
         Ok(Bins {
             n,
             reach,
@@ -351,19 +392,12 @@ fn floor(x: f64) -> f64 {
 
 /// Below this many atoms the per-atom passes of the binning run on one thread.
 const PARALLEL_ATOMS: usize = 8192;
+/// Atoms per task of a parallel per-atom pass.
+const CHUNK: usize = 2048;
 
 /// Whether per-atom passes over `n_atoms` atoms are worth spreading over the threads.
 fn parallel(n_atoms: usize) -> bool {
     n_atoms >= PARALLEL_ATOMS && crate::threads::current_threads() > 1
-}
-
-/// `f(k)` for `k` in `0..n_atoms`, on several threads for many atoms.
-fn per_atom<T: Send>(n_atoms: usize, f: impl Fn(usize) -> T + Sync + Send) -> Vec<T> {
-    if parallel(n_atoms) {
-        (0..n_atoms).into_par_iter().map(f).collect()
-    } else {
-        (0..n_atoms).map(f).collect()
-    }
 }
 
 /// Number of atoms in the bins searched around each bin (with periodic wrapping), or, when that
@@ -445,7 +479,17 @@ mod tests {
     #[test]
     fn floor_matches_the_library() {
         let mut uniform = crate::uniform_numbers(5);
-        let mut values = vec![0.0, -0.0, 0.5, -0.5, 1.0, -1.0, 2.0f64.powi(52) + 1.0, -1e18, 1e18];
+        let mut values = vec![
+            0.0,
+            -0.0,
+            0.5,
+            -0.5,
+            1.0,
+            -1.0,
+            2.0f64.powi(52) + 1.0,
+            -1e18,
+            1e18,
+        ];
         for k in -1000..1000 {
             let x = k as f64 * 0.25;
             values.extend([x, x.next_up(), x.next_down()]);

@@ -138,7 +138,7 @@ fn bin_atoms(
         return Ok(None);
     }
     let frame = cell.frame()?;
-    let bins = Bins::new(&points, cell, &frame, max_cutoff)?;
+    let bins = Bins::new(points, cell, &frame, max_cutoff)?;
     Ok(Some((bins, max_cutoff)))
 }
 
@@ -599,7 +599,7 @@ mod tests {
             )
             .expect("cell");
             let frame = cell.frame().expect("frame");
-            let bins = Bins::new(&points, &cell, &frame, 3.0).expect("bins");
+            let bins = Bins::new(points.clone(), &cell, &frame, 3.0).expect("bins");
             let base = [-4.5, -4.0, -5.0];
             let mut hits = 0;
             for start in 0..points.len() {
@@ -639,7 +639,7 @@ mod tests {
                 .map(|_| [0; 3].map(|_| 1.4 * l * uniform() - 0.2 * l))
                 .collect();
             let rc = 1.0 + 2.5 * uniform();
-            let bins = Bins::new(&points, &cell, &frame, rc).expect("bins");
+            let bins = Bins::new(points.clone(), &cell, &frame, rc).expect("bins");
             for full_list in [true, false] {
                 let Some(all) = AllPairs::for_bins(&bins, full_list, true) else {
                     continue;
@@ -676,7 +676,7 @@ mod tests {
             let matrix = [[10.0, 0.0, 0.0], [2.0, 10.0, 0.0], [1.0, -3.0, 10.0]];
             let cell = Cell::new(matrix, [true, true, false]).expect("cell");
             let frame = cell.frame().expect("frame");
-            let bins = Bins::new(&points, &cell, &frame, 4.0).expect("bins");
+            let bins = Bins::new(points.clone(), &cell, &frame, 4.0).expect("bins");
             let all = AllPairs::for_bins(&bins, false, true).expect("all pairs apply");
             let mut hits = 0;
             for i in 0..points.len() {
