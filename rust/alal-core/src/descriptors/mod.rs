@@ -15,7 +15,9 @@ use rayon::prelude::*;
 
 use crate::cell::Cell;
 use crate::error::{invalid, Error, Result};
-use crate::neighbors::{in_structure, neighbor_search, Cutoff, Options, Pair, Quantities, Sink};
+use crate::neighbors::{
+    in_structure, neighbor_search, AtomPairs, Cutoff, Options, Pair, Quantities, Sink,
+};
 use kernel::{Kernel, Neighbour, Scratch};
 
 /// Whether the current computation runs on one thread (then without rayon).
@@ -163,7 +165,8 @@ impl<'a> Part<'a> {
 
 impl Sink for Part<'_> {
     #[inline(always)]
-    fn push_atom(&mut self, _: Quantities, i: usize, pairs: &[Pair]) {
+    fn push_atom<'p, P: AtomPairs<'p>>(&mut self, _: Quantities, i: usize, pairs: P) {
+        let n = pairs.len();
         for &Pair { j, s, v, d } in pairs {
             if !(d >= MIN_DISTANCE) && self.too_close.is_none() {
                 self.too_close = Some((i, j, d, s));
@@ -180,7 +183,7 @@ impl Sink for Part<'_> {
             self.second.push(self.offset + j);
             self.shifts.push(s);
         }
-        self.counts[i - self.start] += pairs.len();
+        self.counts[i - self.start] += n;
     }
 }
 

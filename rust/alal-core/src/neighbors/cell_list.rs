@@ -302,7 +302,6 @@ fn fill_range_impl<const AVX2: bool, S: Sink>(
     let mut scratch = Scratch {
         found: Vec::new(),
         order: Vec::new(),
-        ordered: Vec::new(),
         keys: SmallKeys::new(),
     };
     if let Some(all) = search.all_pairs {
@@ -402,17 +401,15 @@ fn pairs_of_atom_all<const AVX2: bool>(
             f.d = f.d.sqrt();
         }
     }
-    out.push_atom(search.options.quantities, i, found);
+    out.push_atom(search.options.quantities, i, found.iter());
 }
 
 /// Buffers reused from one atom to the next.
 struct Scratch {
     /// The pairs of the current atom, in the order found.
     found: Vec<Pair>,
-    /// 64-bit sort keys `j | S | index`.
+    /// 64-bit sort keys `j | S | index`, or indices into `found` sorted by `(j, S)`.
     order: Vec<u64>,
-    /// The pairs in output order.
-    ordered: Vec<Pair>,
     /// 32-bit sort keys `j | index`, sorted with AVX2.
     keys: SmallKeys,
 }
@@ -433,12 +430,7 @@ fn pairs_of_atom<const AVX2: bool>(
         small_keys,
         ..
     } = *search;
-    let Scratch {
-        found,
-        order,
-        ordered,
-        keys,
-    } = scratch;
+    let Scratch { found, order, keys } = scratch;
     found.clear();
     let home = bins.unflatten(bins.bin_of[i]);
     let xi = bins.wrapped[i];
@@ -516,21 +508,18 @@ fn pairs_of_atom<const AVX2: bool>(
     }
     // Distances from the squared ones as the pairs go out (no square root on the search path).
     let q = options.quantities;
-    let finished = |p: Pair| -> Pair {
-        if q.distances {
-            Pair { d: p.d.sqrt(), ..p }
-        } else {
-            p
-        }
-    };
-    if !sorted {
+    if q.distances {
         for f in found.iter_mut() {
-            *f = finished(*f);
+            f.d = f.d.sqrt();
         }
-        out.push_atom(q, i, found);
+    }
+    if !sorted {
+        out.push_atom(q, i, found.iter());
         return;
     }
-    ordered.clear();
+    // The sorted pairs go out through their sort keys, whose low 8 bits index `found`: no
+    // sorted copy.
+    let found = &found[..];
     #[cfg(target_arch = "x86_64")]
     if AVX2 && small_keys && found.len() <= MAX_KEYS {
         // Sort by j alone (each partner comes once), with a sorting network.
@@ -540,12 +529,8 @@ fn pairs_of_atom<const AVX2: bool>(
         }
         // SAFETY: `AVX2` is only set on the path that checked for AVX2.
         unsafe { keys.sort() };
-        ordered.extend(
-            keys.as_slice()
-                .iter()
-                .map(|&key| finished(found[(key & 0xff) as usize])),
-        );
-        out.push_atom(q, i, ordered);
+        let pairs = keys.as_slice().iter();
+        out.push_atom(q, i, pairs.map(|&key| &found[(key & 0xff) as usize]));
         return;
     }
     // Sort by (j, S): single integer keys `j | S | index` when everything fits in 64 bits (32 bits
@@ -564,16 +549,16 @@ fn pairs_of_atom<const AVX2: bool>(
     }
     if small {
         order.sort_unstable();
-        ordered.extend(
-            order
-                .iter()
-                .map(|&key| finished(found[(key & 0xff) as usize])),
-        );
+        let pairs = order.iter();
+        out.push_atom(q, i, pairs.map(|&key| &found[(key & 0xff) as usize]));
     } else {
-        found.sort_unstable_by_key(|f| (f.j, f.s));
-        ordered.extend(found.iter().map(|&f| finished(f)));
+        // Indices into `found`, sorted by (j, S).
+        order.clear();
+        order.extend(0..found.len() as u64);
+        order.sort_unstable_by_key(|&k| (found[k as usize].j, found[k as usize].s));
+        let pairs = order.iter();
+        out.push_atom(q, i, pairs.map(|&k| &found[k as usize]));
     }
-    out.push_atom(q, i, ordered);
 }
 
 #[cfg(test)]

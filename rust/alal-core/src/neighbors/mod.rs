@@ -17,7 +17,7 @@ mod small_sort;
 pub use cell_list::neighbor_list;
 pub(crate) use cell_list::neighbor_search;
 pub use cutoff::Cutoff;
-pub(crate) use output::{Pair, Sink};
+pub(crate) use output::{AtomPairs, Pair, Sink};
 
 use ndarray::ArrayView2;
 use rayon::prelude::*;

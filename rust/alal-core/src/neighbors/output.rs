@@ -28,8 +28,9 @@ pub(crate) struct Pair {
 
 /// Receives the pairs of one atom after another.
 pub(crate) trait Sink {
-    /// All pairs of atom `i`, in order.
-    fn push_atom(&mut self, q: Quantities, i: usize, pairs: &[Pair]);
+    /// All pairs of atom `i`, in order (read once per quantity: a gather through the sort order
+    /// instead of a sorted copy).
+    fn push_atom<'p, P: AtomPairs<'p>>(&mut self, q: Quantities, i: usize, pairs: P);
 }
 
 /// Append one row of `W` values per item of `rows` (a single reservation and no per-element
@@ -63,22 +64,27 @@ fn write_rows<T: Copy, const W: usize>(
     written
 }
 
+/// The pairs of one atom as a [`Sink`] reads them.
+pub(crate) trait AtomPairs<'p>: ExactSizeIterator<Item = &'p Pair> + Clone {}
+
+impl<'p, I: ExactSizeIterator<Item = &'p Pair> + Clone> AtomPairs<'p> for I {}
+
 impl Sink for PairList {
     #[inline(always)]
-    fn push_atom(&mut self, q: Quantities, i: usize, pairs: &[Pair]) {
-        extend_rows(&mut self.first, pairs.iter().map(|_| [i as i64]));
-        extend_rows(&mut self.second, pairs.iter().map(|p| [p.j as i64]));
+    fn push_atom<'p, P: AtomPairs<'p>>(&mut self, q: Quantities, i: usize, pairs: P) {
+        extend_rows(&mut self.first, pairs.clone().map(|_| [i as i64]));
+        extend_rows(&mut self.second, pairs.clone().map(|p| [p.j as i64]));
         if q.shifts {
             extend_rows(
                 &mut self.shifts,
-                pairs.iter().map(|p| p.s.map(|x| x as i32)),
+                pairs.clone().map(|p| p.s.map(|x| x as i32)),
             );
         }
         if q.vectors {
-            extend_rows(&mut self.vectors, pairs.iter().map(|p| p.v));
+            extend_rows(&mut self.vectors, pairs.clone().map(|p| p.v));
         }
         if q.distances {
-            extend_rows(&mut self.distances, pairs.iter().map(|p| [p.d]));
+            extend_rows(&mut self.distances, pairs.map(|p| [p.d]));
         }
     }
 }
@@ -179,7 +185,13 @@ impl Destination {
     /// # Safety
     /// As for [`Destination::copy`].
     #[inline(always)]
-    unsafe fn write_atom(&self, offset: usize, q: Quantities, i: usize, pairs: &[Pair]) {
+    unsafe fn write_atom<'p, P: AtomPairs<'p>>(
+        &self,
+        offset: usize,
+        q: Quantities,
+        i: usize,
+        pairs: P,
+    ) {
         let n = pairs.len();
         /// The `len` rows of width `W` from row `offset` of `array`.
         ///
@@ -198,26 +210,26 @@ impl Destination {
         unsafe {
             write_rows(
                 rows::<_, 1>(self.first, offset, n),
-                pairs.iter().map(|_| [i as i64]),
+                pairs.clone().map(|_| [i as i64]),
             );
             write_rows(
                 rows::<_, 1>(self.second, offset, n),
-                pairs.iter().map(|p| [p.j as i64]),
+                pairs.clone().map(|p| [p.j as i64]),
             );
             if q.shifts {
-                let shifts = pairs.iter().map(|p| p.s.map(|x| x as i32));
+                let shifts = pairs.clone().map(|p| p.s.map(|x| x as i32));
                 write_rows(rows::<_, 3>(self.shifts, offset, n), shifts);
             }
             if q.vectors {
                 write_rows(
                     rows::<_, 3>(self.vectors, offset, n),
-                    pairs.iter().map(|p| p.v),
+                    pairs.clone().map(|p| p.v),
                 );
             }
             if q.distances {
                 write_rows(
                     rows::<_, 1>(self.distances, offset, n),
-                    pairs.iter().map(|p| [p.d]),
+                    pairs.map(|p| [p.d]),
                 );
             }
         }
@@ -391,17 +403,18 @@ impl RangeSink<'_, '_> {
 
 impl Sink for RangeSink<'_, '_> {
     #[inline(always)]
-    fn push_atom(&mut self, q: Quantities, i: usize, pairs: &[Pair]) {
+    fn push_atom<'p, P: AtomPairs<'p>>(&mut self, q: Quantities, i: usize, pairs: P) {
         if self.target == Target::Buffer {
             self.try_output();
         }
         if let Target::Output(at) = self.target {
-            if at + pairs.len() <= self.worker.shared.room {
+            let n = pairs.len();
+            if at + n <= self.worker.shared.room {
                 // SAFETY: the rows lie within the room and belong to this range (its offset is
                 // the prefix sum of the counts before it).
                 unsafe { self.worker.shared.destination.write_atom(at, q, i, pairs) };
-                self.target = Target::Output(at + pairs.len());
-                self.written += pairs.len();
+                self.target = Target::Output(at + n);
+                self.written += n;
                 return;
             }
             // This atom and the rest of the range go aside.
@@ -559,7 +572,7 @@ mod tests {
             fill_in_order(sizes.len(), room, q, |k, buffer| {
                 for (a, &n) in sizes[k].iter().enumerate() {
                     let pairs: Vec<Pair> = (0..n).map(|p| pair(10 * k + a, p)).collect();
-                    buffer.push_atom(q, 10 * k + a, &pairs);
+                    buffer.push_atom(q, 10 * k + a, pairs.iter());
                 }
             })
         })
@@ -572,7 +585,7 @@ mod tests {
         for (k, atoms) in sizes.iter().enumerate() {
             for (a, &n) in atoms.iter().enumerate() {
                 for p in 0..n {
-                    out.push_atom(q, 10 * k + a, &[pair(10 * k + a, p)]);
+                    out.push_atom(q, 10 * k + a, [pair(10 * k + a, p)].iter());
                 }
             }
         }
@@ -619,7 +632,7 @@ mod tests {
             crate::threads::with_threads(2, || {
                 fill_in_order(50, 1000, Quantities::ALL, |k, buffer| {
                     assert!(k != 3, "range 3 fails");
-                    buffer.push_atom(Quantities::ALL, k, &[pair(k, 0)]);
+                    buffer.push_atom(Quantities::ALL, k, [pair(k, 0)].iter());
                 })
             })
         });
