@@ -26,6 +26,7 @@ import numpy as np
 
 from alal.config import load_config
 from alal.examples import example_path
+from alal.loop import holdout_split
 from alal.plugins import labels_of, model_class
 from alal.store import Store
 from alal.testing.emt import emt_aluminium
@@ -38,17 +39,6 @@ def force_rmse(model, structures) -> float:
     return float(np.sqrt(np.mean(err**2)))
 
 
-def loop_split(data: list, fraction: float) -> tuple[list, list]:
-    """The loop's held-out split by content hash (as `alal.loop.Run._split`)."""
-    train, valid = [], []
-    for atoms in data:
-        u = int(str(atoms.info["id"])[:8], 16) / 16**8
-        (valid if u < fraction else train).append(atoms)
-    if not valid and len(train) > 4 and fraction > 0:
-        valid.append(train.pop())
-    return train, valid
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("run_dir", type=Path, help="a run of the example config (its generation-0 labels are the seeds)")
@@ -59,7 +49,7 @@ def main() -> int:
     cfg = load_config(example_path("aluminium"))
     test = emt_aluminium(50, seed=1, sizes=(32, 108))  # the test set of al_efficiency.py
     seeds = [a for a in Store.open(args.run_dir).labelled() if int(a.info["generation"]) == 0]
-    seed_train, seed_valid = loop_split(seeds, cfg.loop.validation_fraction)
+    seed_train, seed_valid = holdout_split(seeds, cfg.loop.validation_fraction)
     cls = model_class(cfg.model.name)
 
     def fit(extra: list, warm=None):

@@ -45,6 +45,19 @@ log = logging.getLogger(__name__)
 _RUNTIME_KEYS = {("run", "workers"), ("run", "executor"), ("run", "directory")}
 
 
+def holdout_split(data: list[Atoms], fraction: float) -> tuple[list[Atoms], list[Atoms]]:
+    """(train, validation) by the content hash in ``atoms.info["id"]``: about ``fraction`` of the
+    structures are held out, each always on the same side; at least one when there are more than
+    four and ``fraction > 0``."""
+    train, valid = [], []
+    for atoms in data:
+        u = int(str(atoms.info["id"])[:8], 16) / 16**8
+        (valid if u < fraction else train).append(atoms)
+    if not valid and len(train) > 4 and fraction > 0:
+        valid.append(train.pop())
+    return train, valid
+
+
 @dataclass
 class RunSummary:
     """Where a finished (or stopped) run left its results."""
@@ -236,14 +249,7 @@ class Run:
 
     def _split(self, data: list[Atoms]) -> tuple[list[Atoms], list[Atoms]]:
         """Held-out validation by content hash: a structure stays on its side for the whole run."""
-        frac = self.config.loop.validation_fraction
-        train, valid = [], []
-        for atoms in data:
-            u = int(str(atoms.info["id"])[:8], 16) / 16**8
-            (valid if u < frac else train).append(atoms)
-        if not valid and len(train) > 4 and frac > 0:
-            valid.append(train.pop())
-        return train, valid
+        return holdout_split(data, self.config.loop.validation_fraction)
 
     def _check_one_oracle_setting(self, labelled: list[Atoms]) -> None:
         """Refuse to train on labels made with other oracle settings than this run's (a changed
