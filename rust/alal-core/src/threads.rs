@@ -86,7 +86,7 @@ pub fn with_threads<R: Send>(n_threads: usize, f: impl FnOnce() -> R + Send) -> 
             }
         }
     };
-    Ok(run_serving_caller(&pool, f))
+    run_serving_caller(&pool, f)
 }
 
 /// A job that a pool thread asks the calling thread to run.
@@ -126,11 +126,11 @@ impl Drop for CallerGuard {
 
 /// Run `f` on a thread of `pool` (so that its parallel work uses that pool) while the calling
 /// thread waits and runs the jobs `f` hands it through [`on_calling_thread`].
-fn run_serving_caller<R: Send>(pool: &ThreadPool, f: impl FnOnce() -> R + Send) -> R {
+fn run_serving_caller<R: Send>(pool: &ThreadPool, f: impl FnOnce() -> R + Send) -> Result<R> {
     if pool.current_thread_index().is_some() {
         // Already on one of its threads (a nested call): run here, as `install` would; waiting
         // for a job of the same pool could leave no thread to run it.
-        return f();
+        return Ok(f());
     }
     let (to_caller, requests) = std::sync::mpsc::channel::<ToCaller>();
     let mut result = None;
@@ -149,34 +149,35 @@ fn run_serving_caller<R: Send>(pool: &ThreadPool, f: impl FnOnce() -> R + Send) 
         }
     });
     // The scope re-raises a panic of `f`, so the result is set here.
-    result.expect("the pool thread finished without a result")
+    result.ok_or_else(|| Error::Internal("the pool thread finished without a result".into()))
 }
 
 /// Run `job` on the thread that called [`with_threads`] (right here if the current thread is not
-/// the one running a `with_threads` closure, or with one thread), and return its result.
+/// the one running a `with_threads` closure, or with one thread), and return its result; an
+/// error if the calling thread could not run it (a panic of `job` is raised on the calling thread).
 ///
 /// Meant for the large output arrays of a parallel call: the caller frees them (as NumPy arrays,
 /// say), and memory freed by the thread that allocated it is reused by the allocator, where a
 /// block freed by another thread goes back to the system and comes back as fresh pages, zeroed
 /// by the kernel one page fault at a time (a tenth of a 2-thread neighbour list).
-pub fn on_calling_thread<R: Send + 'static>(job: impl FnOnce() -> R + Send + 'static) -> R {
+pub fn on_calling_thread<R: Send + 'static>(job: impl FnOnce() -> R + Send + 'static) -> Result<R> {
     let caller = CALLER.with(|c| c.borrow().clone());
     let Some(caller) = caller else {
-        return job();
+        return Ok(job());
     };
     let (reply, answer) = std::sync::mpsc::sync_channel::<R>(1);
     let request = ToCaller::Run(Box::new(move || {
         let _ = reply.send(job());
     }));
-    assert!(
-        caller.send(request).is_ok(),
-        "the calling thread no longer takes jobs"
-    );
-    match answer.recv() {
-        Ok(value) => value,
-        // The job panicked on the calling thread; that panic is raised there.
-        Err(_) => panic!("a job on the calling thread failed"),
+    if caller.send(request).is_err() {
+        return Err(Error::Internal(
+            "the calling thread no longer takes jobs".into(),
+        ));
     }
+    // No answer: the job panicked on the calling thread, which raises that panic itself.
+    answer
+        .recv()
+        .map_err(|_| Error::Internal("a job on the calling thread failed".into()))
 }
 
 /// Forget every cached pool without joining its threads (they do not exist after a fork).
@@ -201,7 +202,7 @@ mod tests {
         let caller = std::thread::current().id();
         let (worker, from_worker) = with_threads(2, || {
             let here = std::thread::current().id();
-            let there = on_calling_thread(|| std::thread::current().id());
+            let there = on_calling_thread(|| std::thread::current().id()).unwrap();
             (here, there)
         })
         .unwrap();
@@ -209,7 +210,9 @@ mod tests {
         assert_eq!(from_worker, caller);
         let nested = with_threads(2, || {
             let outer = std::thread::current().id();
-            let inner = with_threads(3, || on_calling_thread(|| std::thread::current().id()));
+            let inner = with_threads(3, || {
+                on_calling_thread(|| std::thread::current().id()).unwrap()
+            });
             (outer, inner.unwrap())
         })
         .unwrap();
@@ -218,7 +221,9 @@ mod tests {
             "the inner call's caller is the outer closure's thread"
         );
         let same_pool = with_threads(2, || {
-            with_threads(2, || on_calling_thread(|| std::thread::current().id()))
+            with_threads(2, || {
+                on_calling_thread(|| std::thread::current().id()).unwrap()
+            })
         })
         .unwrap();
         assert_eq!(
@@ -226,9 +231,12 @@ mod tests {
             caller,
             "a call nested in its own pool runs in place"
         );
-        let alone = with_threads(1, || on_calling_thread(|| std::thread::current().id())).unwrap();
+        let alone = with_threads(1, || {
+            on_calling_thread(|| std::thread::current().id()).unwrap()
+        })
+        .unwrap();
         assert_eq!(alone, caller);
-        assert_eq!(on_calling_thread(|| 7), 7);
+        assert_eq!(on_calling_thread(|| 7).unwrap(), 7);
     }
 
     /// A panic in the closure, or in a job it hands to the calling thread, reaches the caller
@@ -237,10 +245,19 @@ mod tests {
     fn panics_reach_the_caller() {
         let in_closure = std::panic::catch_unwind(|| with_threads(2, || panic!("closure fails")));
         assert!(in_closure.is_err());
+        // The job's panic is raised on the calling thread; the closure's thread gets an error.
+        let from_closure = std::sync::Mutex::new(None);
         let in_job = std::panic::catch_unwind(|| {
-            with_threads(2, || on_calling_thread(|| panic!("job fails")))
+            with_threads(2, || {
+                let answer = on_calling_thread(|| -> u8 { panic!("job fails") });
+                *from_closure.lock().unwrap() = Some(answer.is_err());
+            })
         });
         assert!(in_job.is_err());
-        assert_eq!(with_threads(2, || on_calling_thread(|| 3) + 4).unwrap(), 7);
+        assert_eq!(*from_closure.lock().unwrap(), Some(true));
+        assert_eq!(
+            with_threads(2, || on_calling_thread(|| 3).unwrap() + 4).unwrap(),
+            7
+        );
     }
 }

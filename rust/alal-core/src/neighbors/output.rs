@@ -453,7 +453,7 @@ where
             vectors: with_room(width(q.vectors, 3) * room)?,
             distances: with_room(width(q.distances, 1) * room)?,
         })
-    })?;
+    })??;
     let shared = Shared {
         destination: Destination {
             first: out.first.as_mut_ptr(),
