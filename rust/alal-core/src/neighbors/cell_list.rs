@@ -8,7 +8,7 @@ use super::bins::{first_bits, neighbour_bin, Bins, SCREEN_LANES};
 use super::output::{fill_in_order, Pair, Sink};
 #[cfg_attr(not(target_arch = "x86_64"), allow(unused_imports))]
 use super::small_sort::{SmallKeys, MAX_KEYS};
-use super::{Cutoff, Options, PairList};
+use super::{Cutoff, Options, PairList, Quantities};
 use crate::cell::Cell;
 use crate::error::{invalid, Result};
 
@@ -396,12 +396,19 @@ fn pairs_of_atom_all<const AVX2: bool>(
         }
         block = end;
     }
-    if search.options.quantities.distances {
+    finish_distances(found, search.options.quantities);
+    out.push_atom(search.options.quantities, i, found.iter());
+}
+
+/// Distances from the squared ones kept by [`keep_pair`], when the output wants them: taken as
+/// the pairs go out, so that the search itself takes no square root.
+#[inline(always)]
+fn finish_distances(found: &mut [Pair], q: Quantities) {
+    if q.distances {
         for f in found.iter_mut() {
             f.d = f.d.sqrt();
         }
     }
-    out.push_atom(search.options.quantities, i, found.iter());
 }
 
 /// Buffers reused from one atom to the next.
@@ -506,13 +513,8 @@ fn pairs_of_atom<const AVX2: bool>(
             }
         }
     }
-    // Distances from the squared ones as the pairs go out (no square root on the search path).
     let q = options.quantities;
-    if q.distances {
-        for f in found.iter_mut() {
-            f.d = f.d.sqrt();
-        }
-    }
+    finish_distances(found, q);
     if !sorted {
         out.push_atom(q, i, found.iter());
         return;
