@@ -27,16 +27,10 @@ import numpy as np
 from alal.config import load_config
 from alal.examples import example_path
 from alal.loop import holdout_split
-from alal.plugins import labels_of, model_class
+from alal.plugins import model_class
 from alal.store import Store
 from alal.testing.emt import emt_aluminium
-
-
-def force_rmse(model, structures) -> float:
-    """Force RMSE (eV/Å) of ``model`` against the labels of ``structures``."""
-    preds = model.predict(structures, forces_std=False)
-    err = np.concatenate([(p.forces - labels_of(a).forces).ravel() for p, a in zip(preds, structures)])
-    return float(np.sqrt(np.mean(err**2)))
+from al_efficiency import test_rmse  # benches/ is the script's directory, first on sys.path
 
 
 def main() -> int:
@@ -60,7 +54,7 @@ def main() -> int:
 
     t0 = time.perf_counter()
     base = fit([])
-    rows = [{"labels": len(seeds), "test_frames": 0, "force_rmse": [force_rmse(base, test)]}]
+    rows = [{"labels": len(seeds), "test_frames": 0, "force_rmse": [test_rmse(base, test)]}]
     print(f"{len(seeds)} seed labels: test force RMSE {rows[0]['force_rmse'][0]:.4f} eV/Å", flush=True)
     rng = np.random.default_rng(7)
     for k in (int(x) for x in args.k.split(",")):
@@ -68,7 +62,7 @@ def main() -> int:
         for _ in range(args.draws):
             picked = set(rng.choice(len(test), size=k, replace=False).tolist())
             model = fit([test[i] for i in sorted(picked)], warm=base if cfg.loop.fine_tune else None)
-            rmses.append(force_rmse(model, [t for i, t in enumerate(test) if i not in picked]))
+            rmses.append(test_rmse(model, [t for i, t in enumerate(test) if i not in picked]))
         rows.append({"labels": len(seeds) + k, "test_frames": k, "force_rmse": rmses})
         print(f"{len(seeds)} seeds + {k} test frames ({len(seeds) + k} labels): force RMSE on the other "
               f"{len(test) - k} test frames " + ", ".join(f"{r:.4f}" for r in rmses)
