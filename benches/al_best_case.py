@@ -26,8 +26,7 @@ import numpy as np
 
 from alal.config import load_config
 from alal.examples import example_path
-from alal.loop import holdout_split
-from alal.plugins import model_class
+from alal.loop import holdout_split, new_model
 from alal.store import Store
 from alal.testing.emt import emt_aluminium
 from al_efficiency import test_rmse  # benches/ is the script's directory, first on sys.path
@@ -44,11 +43,9 @@ def main() -> int:
     test = emt_aluminium(50, seed=1, sizes=(32, 108))  # the test set of al_efficiency.py
     seeds = [a for a in Store.open(args.run_dir).labelled() if int(a.info["generation"]) == 0]
     seed_train, seed_valid = holdout_split(seeds, cfg.loop.validation_fraction)
-    cls = model_class(cfg.model.name)
 
     def fit(extra: list, warm=None):
-        model = cls(**{"elements": tuple(cfg.run.elements), "seed": cfg.run.seed, "progress": False,
-                       **cfg.model.params})
+        model = new_model(cfg)
         model.fit(seed_train + extra, seed_valid, warm_start=warm)
         return model
 

@@ -39,8 +39,8 @@ from ase.units import fs
 from alal.config import load_config, parse_config, to_dict
 from alal.examples import example_path
 from alal.geometry import closest_pair
-from alal.loop import Run
-from alal.plugins import engine_class, labels_of, load_model, model_class
+from alal.loop import Run, new_model
+from alal.plugins import engine_class, labels_of, load_model
 from alal.plugins.oracle import Label  # noqa: F401  (documents what the store keeps)
 from alal.starts import draw_starts
 from alal.testing.emt import emt_aluminium
@@ -178,13 +178,11 @@ def random_frames(cfg, n: int, seed: int) -> list:
 
 def random_sampling(cfg, sizes: list[int], test, seed: int) -> list[dict]:
     frames = random_frames(cfg, max(sizes), seed)
-    cls = model_class(cfg.model.name)
     curve, previous = [], None
     for n in sizes:
         data = frames[:n]
         k = max(1, int(round(cfg.loop.validation_fraction * n)))
-        model = cls(**{"elements": tuple(cfg.run.elements), "seed": cfg.run.seed, "progress": False,
-                       **cfg.model.params})
+        model = new_model(cfg)
         model.fit(data[k:], data[:k], warm_start=previous if cfg.loop.fine_tune else None)
         previous = model
         curve.append(point([len(a) for a in data], test_rmse(model, test)))

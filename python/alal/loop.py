@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 from alal.config import Config, ConfigError, load_config, to_dict, to_toml
 from alal.errors import OracleSetupError
 from alal.executor import make_executor
-from alal.plugins import Model, labels_of, load_model, model_class, oracle_class
+from alal.plugins import Model, load_model, model_class, oracle_class
 from alal.selection import select_batch
 from alal.starts import draw_starts
 from alal.store import Store
@@ -112,6 +112,14 @@ def _plugin_kwargs(cls: type, wanted: dict[str, Any], params: dict[str, Any]) ->
     """``params`` plus those of ``wanted`` the plugin accepts and the user did not set."""
     accepted = inspect.signature(cls.__init__).parameters
     return {**{k: v for k, v in wanted.items() if k in accepted and k not in params}, **params}
+
+
+def new_model(config: Config, progress: bool = False) -> Model:
+    """An untrained model of ``config.model`` for the run's elements and seed (``config.model``'s
+    own parameters win)."""
+    cls = model_class(config.model.name)
+    wanted = {"elements": tuple(config.run.elements), "seed": config.run.seed, "progress": progress}
+    return cls(**_plugin_kwargs(cls, wanted, dict(config.model.params)))
 
 
 class Run:
@@ -277,10 +285,7 @@ class Run:
         labelled = self.store.labelled()
         self._check_one_oracle_setting(labelled)
         train, valid = self._split(labelled)
-        cls = model_class(cfg.model.name)
-        kwargs = _plugin_kwargs(cls, {"elements": tuple(cfg.run.elements), "seed": cfg.run.seed,
-                                      "progress": self.progress}, dict(cfg.model.params))
-        model = cls(**kwargs)
+        model = new_model(cfg, progress=self.progress)
         previous = self.model_path(generation - 1)
         warm = load_model(previous) if cfg.loop.fine_tune and previous.is_file() else None
         t0 = time.perf_counter()
