@@ -24,6 +24,7 @@ from typing import Any, Callable
 import numpy as np
 import pytest
 from ase import Atoms
+from ase.build import bulk
 from ase.data import chemical_symbols
 from ase.neighborlist import neighbor_list as ase_neighbor_list
 from ase.neighborlist import primitive_neighbor_list as ase_primitive_neighbor_list
@@ -424,6 +425,22 @@ def test_thread_count_does_not_change_the_output(
     assert_sorted(*results[0][:3])
     for other in results[1:]:
         for x, y in zip(results[0], other):
+            np.testing.assert_array_equal(x, y)
+
+
+def test_thread_count_does_not_change_an_output_larger_than_the_caches() -> None:
+    # About 1.1 M pairs (66 MB): on two threads the core copies its buffers into an output this
+    # large with non-temporal stores (above 32 MiB), a path no smaller system takes.
+    atoms = bulk("Al", "fcc", a=4.05, cubic=True).repeat((20, 20, 20))
+    atoms.rattle(0.1, seed=3)
+    one, *others = (
+        nb.primitive_neighbor_list("ijSDd", atoms.pbc, atoms.cell[:], atoms.positions, 5.0, n_threads=t)
+        for t in (1, 2, 2)
+    )
+    assert len(one[0]) > 1_000_000
+    assert_sorted(*one[:3])
+    for other in others:
+        for x, y in zip(one, other):
             np.testing.assert_array_equal(x, y)
 
 

@@ -13,6 +13,7 @@ mod cell_list;
 mod cutoff;
 mod output;
 mod small_sort;
+mod stream_copy;
 
 pub use cell_list::neighbor_list;
 pub(crate) use cell_list::neighbor_search;

@@ -8,11 +8,13 @@
 //! parallel, and no pass over the whole output follows (an earlier design wrote estimated regions
 //! of the output and compacted them afterwards: a memmove of everything, a tenth of the work on
 //! two threads). With two threads about half the pairs go straight to the output; copying all of
-//! them took 2/3 of the extra CPU time of a 2-thread list.
+//! them took 2/3 of the extra CPU time of a 2-thread list. Into outputs larger than the caches
+//! the buffers are copied with non-temporal stores (`stream_copy`).
 
 use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
+use super::stream_copy::{copy_streaming, STREAM_BYTES};
 use super::{PairList, Quantities};
 use crate::error::{Error, Result};
 
@@ -146,6 +148,8 @@ struct Destination {
     shifts: *mut i32,
     vectors: *mut f64,
     distances: *mut f64,
+    /// Whether buffers are copied with non-temporal stores (outputs larger than the caches).
+    streaming: bool,
 }
 
 // SAFETY: the ranges write disjoint parts of the arrays (each at its own offset), and the arrays
@@ -159,22 +163,37 @@ impl Destination {
     /// # Safety
     /// The rows must lie within the arrays' capacity and be written by nobody else.
     unsafe fn copy(&self, offset: usize, pairs: &PairList) {
+        /// Copy `n` elements.
+        ///
+        /// # Safety
+        /// As for `std::ptr::copy_nonoverlapping`.
+        unsafe fn copy<T: Copy>(streaming: bool, src: *const T, dst: *mut T, n: usize) {
+            // SAFETY: guaranteed by the caller.
+            unsafe {
+                if streaming {
+                    copy_streaming(src, dst, n)
+                } else {
+                    std::ptr::copy_nonoverlapping(src, dst, n)
+                }
+            }
+        }
         let n = pairs.len();
+        let streaming = self.streaming;
         // SAFETY: guaranteed by the caller; each source holds `n` rows of its width.
         unsafe {
-            std::ptr::copy_nonoverlapping(pairs.first.as_ptr(), self.first.add(offset), n);
-            std::ptr::copy_nonoverlapping(pairs.second.as_ptr(), self.second.add(offset), n);
+            copy(streaming, pairs.first.as_ptr(), self.first.add(offset), n);
+            copy(streaming, pairs.second.as_ptr(), self.second.add(offset), n);
             if !pairs.shifts.is_empty() {
                 let (src, dst) = (pairs.shifts.as_ptr(), self.shifts.add(3 * offset));
-                std::ptr::copy_nonoverlapping(src, dst, 3 * n);
+                copy(streaming, src, dst, 3 * n);
             }
             if !pairs.vectors.is_empty() {
                 let (src, dst) = (pairs.vectors.as_ptr(), self.vectors.add(3 * offset));
-                std::ptr::copy_nonoverlapping(src, dst, 3 * n);
+                copy(streaming, src, dst, 3 * n);
             }
             if !pairs.distances.is_empty() {
                 let (src, dst) = (pairs.distances.as_ptr(), self.distances.add(offset));
-                std::ptr::copy_nonoverlapping(src, dst, n);
+                copy(streaming, src, dst, n);
             }
         }
     }
@@ -443,6 +462,26 @@ pub(crate) fn fill_in_order<F>(
 where
     F: Fn(usize, &mut RangeSink<'_, '_>) + Sync,
 {
+    let row_bytes = 16
+        + [(q.shifts, 12), (q.vectors, 24), (q.distances, 8)]
+            .iter()
+            .map(|&(on, bytes)| if on { bytes } else { 0 })
+            .sum::<usize>();
+    let streaming = room.saturating_mul(row_bytes) >= STREAM_BYTES;
+    fill_in_order_copying(n_ranges, room, q, streaming, fill)
+}
+
+/// [`fill_in_order`], copying the buffers with non-temporal stores when `streaming`.
+fn fill_in_order_copying<F>(
+    n_ranges: usize,
+    room: usize,
+    q: Quantities,
+    streaming: bool,
+    fill: F,
+) -> Result<PairList>
+where
+    F: Fn(usize, &mut RangeSink<'_, '_>) + Sync,
+{
     let width = |on: bool, w: usize| if on { w } else { 0 };
     // Allocated by the thread that will free it (see `on_calling_thread`).
     let mut out = crate::threads::on_calling_thread(move || -> Result<PairList> {
@@ -461,6 +500,7 @@ where
             shifts: out.shifts.as_mut_ptr(),
             vectors: out.vectors.as_mut_ptr(),
             distances: out.distances.as_mut_ptr(),
+            streaming,
         },
         room,
         counts: (0..n_ranges).map(|_| AtomicUsize::new(PENDING)).collect(),
@@ -567,9 +607,15 @@ mod tests {
     }
 
     /// Range `k` has atoms `10 k ..` with `sizes[k][a]` pairs each.
-    fn by_ranges(sizes: &[Vec<usize>], room: usize, q: Quantities, threads: usize) -> PairList {
+    fn by_ranges(
+        sizes: &[Vec<usize>],
+        room: usize,
+        q: Quantities,
+        threads: usize,
+        streaming: bool,
+    ) -> PairList {
         crate::threads::with_threads(threads, || {
-            fill_in_order(sizes.len(), room, q, |k, buffer| {
+            fill_in_order_copying(sizes.len(), room, q, streaming, |k, buffer| {
                 for (a, &n) in sizes[k].iter().enumerate() {
                     let pairs: Vec<Pair> = (0..n).map(|p| pair(10 * k + a, p)).collect();
                     buffer.push_atom(q, 10 * k + a, pairs.iter());
@@ -593,7 +639,8 @@ mod tests {
     }
 
     /// Many ranges of uneven sizes on 1, 2 and 3 threads, with room for all, for some and for
-    /// none: the pairs come out in order, whoever searched them.
+    /// none, copied through the cache or streamed: the pairs come out in order, whoever searched
+    /// them.
     #[test]
     fn ranges_are_written_in_order() {
         let mut uniform = crate::uniform_numbers(9);
@@ -614,11 +661,13 @@ mod tests {
             // Repeated: which ranges go straight to the output depends on the threads' timing.
             for threads in [1, 2, 3, 2, 3, 2, 3] {
                 for room in [0, 7, want.len() / 2, want.len(), 2 * want.len()] {
-                    assert_eq!(
-                        by_ranges(&sizes, room, q, threads),
-                        want,
-                        "room {room}, {threads} threads"
-                    );
+                    for streaming in [false, true] {
+                        assert_eq!(
+                            by_ranges(&sizes, room, q, threads, streaming),
+                            want,
+                            "room {room}, {threads} threads, streaming {streaming}"
+                        );
+                    }
                 }
             }
         }
