@@ -92,37 +92,30 @@ impl Bins {
             (s, o)
         };
         let rows = cell.matrix;
-        // The wrapped Cartesian position, `r - offset · cell`, in the same pass.
-        let (mut reduced, mut offset, mut wrapped) = (
-            vec![[0.0; 3]; n_atoms],
-            vec![[0i64; 3]; n_atoms],
-            vec![[0.0; 3]; n_atoms],
-        );
-        let wrap_chunk =
-            |first: usize, r: &mut [[f64; 3]], o: &mut [[i64; 3]], w: &mut [[f64; 3]]| {
-                for (k, ((r, o), w)) in r.iter_mut().zip(o.iter_mut()).zip(w.iter_mut()).enumerate()
-                {
-                    (*r, *o) = wrap_into_cell(first + k);
-                    *w = points[first + k];
-                    for d in 0..3 {
-                        if o[d] != 0 {
-                            for c in 0..3 {
-                                w[c] -= o[d] as f64 * rows[d][c];
-                            }
-                        }
+        // The wrapped Cartesian position, `r - offset · cell`, in the same pass. Collected
+        // straight into the vectors (no zero-filled allocation first: a serial pass).
+        let wrap_atom = |k: usize| -> ([f64; 3], ([i64; 3], [f64; 3])) {
+            let (r, o) = wrap_into_cell(k);
+            let mut w = points[k];
+            for d in 0..3 {
+                if o[d] != 0 {
+                    for c in 0..3 {
+                        w[c] -= o[d] as f64 * rows[d][c];
                     }
                 }
-            };
-        if parallel(n_atoms) {
-            reduced
-                .par_chunks_mut(CHUNK)
-                .zip(offset.par_chunks_mut(CHUNK))
-                .zip(wrapped.par_chunks_mut(CHUNK))
-                .enumerate()
-                .for_each(|(c, ((r, o), w))| wrap_chunk(c * CHUNK, r, o, w));
+            }
+            (r, (o, w))
+        };
+        type Wrapped = (Vec<[f64; 3]>, (Vec<[i64; 3]>, Vec<[f64; 3]>));
+        let (reduced, (offset, wrapped)): Wrapped = if parallel(n_atoms) {
+            (0..n_atoms)
+                .into_par_iter()
+                .with_min_len(CHUNK)
+                .map(wrap_atom)
+                .unzip()
         } else {
-            wrap_chunk(0, &mut reduced, &mut offset, &mut wrapped);
-        }
+            (0..n_atoms).map(wrap_atom).unzip()
+        };
         if let Some(k) = offset
             .iter()
             .position(|o| o.iter().any(|&x| x.unsigned_abs() > 500_000_000))
@@ -252,43 +245,39 @@ impl Bins {
         }
         // Everything the search reads slot by slot, in bin order, in one pass. The coordinates
         // are padded with `SCREEN_LANES` far-away slots, so that the screening reads whole lanes.
-        let padded = || vec![f64::INFINITY; n_atoms + SCREEN_LANES];
-        let (mut xs, mut ys, mut zs) = (padded(), padded(), padded());
-        let mut sorted_points = vec![[0.0; 3]; n_atoms];
-        let mut sorted_offset = vec![[0i32; 3]; n_atoms];
-        let gather_chunk = |first: usize,
-                            x: &mut [f64],
-                            y: &mut [f64],
-                            z: &mut [f64],
-                            p: &mut [[f64; 3]],
-                            o: &mut [[i32; 3]]| {
-            for (k, slot) in (first..first + p.len()).enumerate() {
-                let atom = order[slot] as usize;
-                let w = wrapped[atom];
-                (x[k], y[k], z[k]) = (w[0], w[1], w[2]);
-                p[k] = points[atom];
-                o[k] = offset[atom].map(|x| x as i32);
+        type Slot = (f64, (f64, (f64, ([f64; 3], [i32; 3]))));
+        let gather_slot = |slot: usize| -> Slot {
+            match order.get(slot) {
+                Some(&atom) => {
+                    let atom = atom as usize;
+                    let w = wrapped[atom];
+                    let o = offset[atom].map(|x| x as i32);
+                    (w[0], (w[1], (w[2], (points[atom], o))))
+                }
+                // Padding, which only the screening reads.
+                None => (
+                    f64::INFINITY,
+                    (f64::INFINITY, (f64::INFINITY, ([0.0; 3], [0; 3]))),
+                ),
             }
         };
-        if parallel(n_atoms) {
-            xs[..n_atoms]
-                .par_chunks_mut(CHUNK)
-                .zip(ys[..n_atoms].par_chunks_mut(CHUNK))
-                .zip(zs[..n_atoms].par_chunks_mut(CHUNK))
-                .zip(sorted_points.par_chunks_mut(CHUNK))
-                .zip(sorted_offset.par_chunks_mut(CHUNK))
-                .enumerate()
-                .for_each(|(c, ((((x, y), z), p), o))| gather_chunk(c * CHUNK, x, y, z, p, o));
-        } else {
-            gather_chunk(
-                0,
-                &mut xs[..n_atoms],
-                &mut ys[..n_atoms],
-                &mut zs[..n_atoms],
-                &mut sorted_points,
-                &mut sorted_offset,
-            );
-        }
+        type Gathered = (
+            Vec<f64>,
+            (Vec<f64>, (Vec<f64>, (Vec<[f64; 3]>, Vec<[i32; 3]>))),
+        );
+        let slots = n_atoms + SCREEN_LANES;
+        let (xs, (ys, (zs, (mut sorted_points, mut sorted_offset)))): Gathered =
+            if parallel(n_atoms) {
+                (0..slots)
+                    .into_par_iter()
+                    .with_min_len(CHUNK)
+                    .map(gather_slot)
+                    .unzip()
+            } else {
+                (0..slots).map(gather_slot).unzip()
+            };
+        sorted_points.truncate(n_atoms);
+        sorted_offset.truncate(n_atoms);
         let local_candidates = local_counts(&start, n, reach, periodic, n_atoms);
         let search_volume = images * region / n_bins as f64;
         let sphere_fraction = if search_volume > 0.0 {
