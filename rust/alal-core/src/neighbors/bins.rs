@@ -107,15 +107,7 @@ impl Bins {
             (r, (o, w))
         };
         type Wrapped = (Vec<[f64; 3]>, (Vec<[i64; 3]>, Vec<[f64; 3]>));
-        let (reduced, (offset, wrapped)): Wrapped = if parallel(n_atoms) {
-            (0..n_atoms)
-                .into_par_iter()
-                .with_min_len(CHUNK)
-                .map(wrap_atom)
-                .unzip()
-        } else {
-            (0..n_atoms).map(wrap_atom).unzip()
-        };
+        let (reduced, (offset, wrapped)): Wrapped = map_unzip(n_atoms, n_atoms, wrap_atom);
         if let Some(k) = offset
             .iter()
             .position(|o| o.iter().any(|&x| x.unsigned_abs() > 500_000_000))
@@ -220,11 +212,8 @@ impl Bins {
             }
             (flat, within)
         };
-        let (bin_of, within): (Vec<usize>, Vec<[f64; 3]>) = if parallel(n_atoms) {
-            reduced.par_iter().map(locate).unzip()
-        } else {
-            reduced.iter().map(locate).unzip()
-        };
+        let (bin_of, within): (Vec<usize>, Vec<[f64; 3]>) =
+            map_unzip(n_atoms, n_atoms, |k| locate(&reduced[k]));
         // With a margin far above rounding: skipping a bin must never lose a pair. Infinite
         // along an axis without extent (its reach is 0 anyway).
         let cutoff_in_widths =
@@ -267,15 +256,7 @@ impl Bins {
         );
         let slots = n_atoms + SCREEN_LANES;
         let (xs, (ys, (zs, (mut sorted_points, mut sorted_offset)))): Gathered =
-            if parallel(n_atoms) {
-                (0..slots)
-                    .into_par_iter()
-                    .with_min_len(CHUNK)
-                    .map(gather_slot)
-                    .unzip()
-            } else {
-                (0..slots).map(gather_slot).unzip()
-            };
+            map_unzip(slots, n_atoms, gather_slot);
         sorted_points.truncate(n_atoms);
         sorted_offset.truncate(n_atoms);
         let local_candidates = local_counts(&start, n, reach, periodic, n_atoms);
@@ -387,6 +368,23 @@ const CHUNK: usize = 2048;
 /// Whether per-atom passes over `n_atoms` atoms are worth spreading over the threads.
 fn parallel(n_atoms: usize) -> bool {
     n_atoms >= PARALLEL_ATOMS && crate::threads::current_threads() > 1
+}
+
+/// `f(0), f(1), .., f(len - 1)` unzipped into two collections, on the threads when
+/// [`parallel`]`(n_atoms)` (in chunks of [`CHUNK`]), written in place without a prior fill.
+fn map_unzip<A, B, FromA, FromB, F>(len: usize, n_atoms: usize, f: F) -> (FromA, FromB)
+where
+    A: Send,
+    B: Send,
+    FromA: Default + Send + Extend<A> + ParallelExtend<A>,
+    FromB: Default + Send + Extend<B> + ParallelExtend<B>,
+    F: Fn(usize) -> (A, B) + Sync + Send,
+{
+    if parallel(n_atoms) {
+        (0..len).into_par_iter().with_min_len(CHUNK).map(f).unzip()
+    } else {
+        (0..len).map(f).unzip()
+    }
 }
 
 /// Number of atoms in the bins searched around each bin (with periodic wrapping), or, when that
