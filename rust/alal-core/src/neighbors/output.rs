@@ -167,7 +167,7 @@ impl Destination {
         ///
         /// # Safety
         /// As for `std::ptr::copy_nonoverlapping`.
-        unsafe fn copy<T: Copy>(streaming: bool, src: *const T, dst: *mut T, n: usize) {
+        unsafe fn copy_array<T: Copy>(streaming: bool, src: *const T, dst: *mut T, n: usize) {
             // SAFETY: guaranteed by the caller.
             unsafe {
                 if streaming {
@@ -181,19 +181,19 @@ impl Destination {
         let streaming = self.streaming;
         // SAFETY: guaranteed by the caller; each source holds `n` rows of its width.
         unsafe {
-            copy(streaming, pairs.first.as_ptr(), self.first.add(offset), n);
-            copy(streaming, pairs.second.as_ptr(), self.second.add(offset), n);
+            copy_array(streaming, pairs.first.as_ptr(), self.first.add(offset), n);
+            copy_array(streaming, pairs.second.as_ptr(), self.second.add(offset), n);
             if !pairs.shifts.is_empty() {
                 let (src, dst) = (pairs.shifts.as_ptr(), self.shifts.add(3 * offset));
-                copy(streaming, src, dst, 3 * n);
+                copy_array(streaming, src, dst, 3 * n);
             }
             if !pairs.vectors.is_empty() {
                 let (src, dst) = (pairs.vectors.as_ptr(), self.vectors.add(3 * offset));
-                copy(streaming, src, dst, 3 * n);
+                copy_array(streaming, src, dst, 3 * n);
             }
             if !pairs.distances.is_empty() {
                 let (src, dst) = (pairs.distances.as_ptr(), self.distances.add(offset));
-                copy(streaming, src, dst, n);
+                copy_array(streaming, src, dst, n);
             }
         }
     }
@@ -443,6 +443,12 @@ impl Sink for RangeSink<'_, '_> {
     }
 }
 
+/// Values per row of the optional outputs `S`, `D` and `d` (0 for those not wanted).
+fn widths(q: Quantities) -> (usize, usize, usize) {
+    let on = |wanted: bool, width: usize| if wanted { width } else { 0 };
+    (on(q.shifts, 3), on(q.vectors, 3), on(q.distances, 1))
+}
+
 /// Fill one output from `n_ranges` consecutive ranges of atoms, searched in parallel and written
 /// in order, with no pass over the whole output afterwards.
 ///
@@ -462,11 +468,9 @@ pub(crate) fn fill_in_order<F>(
 where
     F: Fn(usize, &mut RangeSink<'_, '_>) + Sync,
 {
-    let row_bytes = 16
-        + [(q.shifts, 12), (q.vectors, 24), (q.distances, 8)]
-            .iter()
-            .map(|&(on, bytes)| if on { bytes } else { 0 })
-            .sum::<usize>();
+    let (shifts, vectors, distances) = widths(q);
+    let row_bytes =
+        size_of::<i64>() * 2 + size_of::<i32>() * shifts + size_of::<f64>() * (vectors + distances);
     let streaming = room.saturating_mul(row_bytes) >= STREAM_BYTES;
     fill_in_order_copying(n_ranges, room, q, streaming, fill)
 }
@@ -482,15 +486,15 @@ fn fill_in_order_copying<F>(
 where
     F: Fn(usize, &mut RangeSink<'_, '_>) + Sync,
 {
-    let width = |on: bool, w: usize| if on { w } else { 0 };
+    let (shifts, vectors, distances) = widths(q);
     // Allocated by the thread that will free it (see `on_calling_thread`).
     let mut out = crate::threads::on_calling_thread(move || -> Result<PairList> {
         Ok(PairList {
             first: with_room(room)?,
             second: with_room(room)?,
-            shifts: with_room(width(q.shifts, 3) * room)?,
-            vectors: with_room(width(q.vectors, 3) * room)?,
-            distances: with_room(width(q.distances, 1) * room)?,
+            shifts: with_room(shifts * room)?,
+            vectors: with_room(vectors * room)?,
+            distances: with_room(distances * room)?,
         })
     })??;
     let shared = Shared {
@@ -575,9 +579,9 @@ where
     unsafe {
         assume_init_prefix(&mut out.first, within);
         assume_init_prefix(&mut out.second, within);
-        assume_init_prefix(&mut out.shifts, width(q.shifts, 3) * within);
-        assume_init_prefix(&mut out.vectors, width(q.vectors, 3) * within);
-        assume_init_prefix(&mut out.distances, width(q.distances, 1) * within);
+        assume_init_prefix(&mut out.shifts, shifts * within);
+        assume_init_prefix(&mut out.vectors, vectors * within);
+        assume_init_prefix(&mut out.distances, distances * within);
     }
     aside.sort_by_key(|(k, _)| *k);
     for (_, pairs) in aside {
