@@ -648,6 +648,32 @@ mod tests {
         assert!(compared > 1000, "only {compared} pairs compared");
     }
 
+    /// Sparse systems with many bins (few neighbours per atom: a gas, a bond-length cutoff in a
+    /// large box) are searched with the cell list, whose estimate of candidates stays near the
+    /// true mean; the all-pairs search would visit every atom from every atom.
+    #[test]
+    fn sparse_systems_with_many_bins_use_the_cell_list() {
+        let mut uniform = crate::uniform_numbers(7);
+        for (n, l, rc) in [(32000, 30.0, 0.5), (20000, 60.0, 1.2), (5000, 40.0, 0.9)] {
+            let points: Vec<[f64; 3]> = (0..n).map(|_| [0; 3].map(|_| l * uniform())).collect();
+            let matrix = [[l, 0.0, 0.0], [0.0, l, 0.0], [0.0, 0.0, l]];
+            let cell = Cell::new(matrix, [true; 3]).expect("cell");
+            let frame = cell.frame().expect("frame");
+            let bins = Bins::new(points, &cell, &frame, rc).expect("bins");
+            // Uniform density: the atoms in 27 bins of (about) the mean occupancy.
+            let n_bins = (bins.n[0] * bins.n[1] * bins.n[2]) as f64;
+            let mean = 27.0 * n as f64 / n_bins;
+            let estimate = bins.mean_candidates();
+            assert!(
+                (0.5 * mean..2.0 * mean).contains(&estimate),
+                "{n} atoms at {rc} Å: {estimate} candidates per atom estimated, {mean} expected"
+            );
+            for full_list in [true, false] {
+                assert!(AllPairs::for_bins(&bins, full_list, true).is_none());
+            }
+        }
+    }
+
     /// The all-pairs screening with AVX2 gives the same bits as the portable one.
     #[test]
     fn all_pairs_vector_screening_matches_the_portable_one() {
