@@ -6,6 +6,7 @@ use rayon::prelude::*;
 use super::all_pairs::AllPairs;
 use super::bins::{first_bits, neighbour_bin, Bins, SCREEN_LANES};
 use super::output::{fill_in_order, Pair, Sink};
+use super::prefetch::Prefetcher;
 #[cfg_attr(not(target_arch = "x86_64"), allow(unused_imports))]
 use super::small_sort::{SmallKeys, MAX_KEYS};
 use super::{Cutoff, Options, PairList, Quantities};
@@ -310,7 +311,16 @@ fn fill_range_impl<const AVX2: bool, S: Sink>(
         }
         return;
     }
+    let end = atoms.end;
+    let within = |a: usize| (a < end).then_some(a);
+    let mut prefetch = Prefetcher::new(search.bins);
+    if let Some(p) = prefetch.as_mut() {
+        p.ahead(None, within(atoms.start + 1));
+    }
     for i in atoms {
+        if let Some(p) = prefetch.as_mut() {
+            p.ahead(within(i + 1), within(i + 2));
+        }
         pairs_of_atom::<AVX2>(i, search, &mut scratch, out);
     }
 }
@@ -670,6 +680,50 @@ mod tests {
             );
             for full_list in [true, false] {
                 assert!(AllPairs::for_bins(&bins, full_list, true).is_none());
+            }
+        }
+    }
+
+    /// Sparse atoms in random order, searched with prefetches (checked to be on), on periodic,
+    /// mixed and open boxes: the same pairs as the direct search over every pair at its
+    /// nearest image.
+    #[test]
+    fn sparse_atoms_in_random_order_match_the_direct_search() {
+        let mut uniform = crate::uniform_numbers(13);
+        let (n, l, rc) = (3000, 40.0, 1.6);
+        for pbc in [[true; 3], [true, false, true], [false; 3]] {
+            let points: Vec<[f64; 3]> = (0..n).map(|_| [0; 3].map(|_| l * uniform())).collect();
+            let matrix = [[l, 0.0, 0.0], [0.0, l, 0.0], [0.0, 0.0, l]];
+            let cell = Cell::new(matrix, pbc).expect("cell");
+            let frame = cell.frame().expect("frame");
+            let bins = Bins::new(points.clone(), &cell, &frame, rc).expect("bins");
+            assert!(Prefetcher::new(&bins).is_some(), "no prefetches for {pbc:?}");
+            let positions = ndarray::Array2::from_shape_fn((n, 3), |(i, d)| points[i][d]);
+            let options = Options::default();
+            let list = neighbor_list(positions.view(), &cell, &Cutoff::Uniform(rc), &options)
+                .expect("list");
+            let mut expected = Vec::new();
+            for i in 0..n {
+                for j in 0..n {
+                    let v: [f64; 3] = std::array::from_fn(|d| {
+                        let x = points[j][d] - points[i][d];
+                        if pbc[d] {
+                            x - l * (x / l).round()
+                        } else {
+                            x
+                        }
+                    });
+                    let r = (v[0] * v[0] + v[1] * v[1] + v[2] * v[2]).sqrt();
+                    if i != j && r < rc {
+                        expected.push((i as i64, j as i64, r));
+                    }
+                }
+            }
+            assert!(expected.len() > 500, "{} pairs", expected.len());
+            assert_eq!(list.len(), expected.len(), "{pbc:?}");
+            for (k, &(i, j, r)) in expected.iter().enumerate() {
+                assert_eq!((list.first[k], list.second[k]), (i, j), "{pbc:?}");
+                assert!((list.distances[k] - r).abs() < 1e-12);
             }
         }
     }

@@ -12,6 +12,7 @@ mod bins;
 mod cell_list;
 mod cutoff;
 mod output;
+mod prefetch;
 mod small_sort;
 mod stream_copy;
 
