@@ -419,13 +419,31 @@ fn local_counts(
     let strides = [n[1] * n[2], n[2], 1];
     for axis in (0..3).rev() {
         let (stride, len) = (strides[axis], n[axis]);
-        for (b, total) in summed.iter_mut().enumerate() {
-            let c = (b / stride) % len;
-            let line = b - c * stride;
-            *total = (-reach[axis]..=reach[axis])
-                .filter_map(|dc| wrap(c as i64 + dc, len, periodic[axis]))
-                .map(|cc| counts[line + cc * stride])
-                .sum();
+        // The bins summed into each position along the axis (with repeats where the reach
+        // wraps around more than once), found once per position instead of once per bin.
+        let sources: Vec<Vec<usize>> = (0..len as i64)
+            .map(|c| {
+                (-reach[axis]..=reach[axis])
+                    .filter_map(|dc| wrap(c + dc, len, periodic[axis]))
+                    .collect()
+            })
+            .collect();
+        // Bins `c * stride .. (c + 1) * stride` of a block share their position `c` along the
+        // axis: whole slices add up, without a division per bin.
+        let blocks = summed
+            .chunks_exact_mut(len * stride)
+            .zip(counts.chunks_exact(len * stride));
+        for (into, from) in blocks {
+            for (c, sources) in sources.iter().enumerate() {
+                let into = &mut into[c * stride..(c + 1) * stride];
+                into.fill(0);
+                for &cc in sources {
+                    let from = &from[cc * stride..(cc + 1) * stride];
+                    for (total, &x) in into.iter_mut().zip(from) {
+                        *total += x;
+                    }
+                }
+            }
         }
         std::mem::swap(&mut counts, &mut summed);
     }
