@@ -248,6 +248,8 @@ struct Search<'a> {
     small_keys: bool,
     /// Search all pairs instead of the cell list (small cells).
     all_pairs: Option<&'a AllPairs>,
+    /// Prefetch what the next atoms' search reads (sparse atoms in random order).
+    prefetch: bool,
 }
 
 impl<'a> Search<'a> {
@@ -267,6 +269,7 @@ impl<'a> Search<'a> {
             sorted,
             small_keys: bins.small_keys_fit(),
             all_pairs,
+            prefetch: all_pairs.is_none() && Prefetcher::pays(bins),
         }
     }
 }
@@ -313,7 +316,7 @@ fn fill_range_impl<const AVX2: bool, S: Sink>(
     }
     let end = atoms.end;
     let within = |a: usize| (a < end).then_some(a);
-    let mut prefetch = Prefetcher::new(search.bins);
+    let mut prefetch = search.prefetch.then(|| Prefetcher::new(search.bins));
     if let Some(p) = prefetch.as_mut() {
         p.ahead(None, within(atoms.start + 1));
     }
@@ -697,7 +700,7 @@ mod tests {
             let cell = Cell::new(matrix, pbc).expect("cell");
             let frame = cell.frame().expect("frame");
             let bins = Bins::new(points.clone(), &cell, &frame, rc).expect("bins");
-            assert!(Prefetcher::new(&bins).is_some(), "no prefetches for {pbc:?}");
+            assert!(Prefetcher::pays(&bins), "no prefetches for {pbc:?}");
             let positions = ndarray::Array2::from_shape_fn((n, 3), |(i, d)| points[i][d]);
             let options = Options::default();
             let list = neighbor_list(positions.view(), &cell, &Cutoff::Uniform(rc), &options)

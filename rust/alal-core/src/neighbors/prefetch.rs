@@ -30,24 +30,26 @@ pub(super) struct Prefetcher<'a> {
 }
 
 impl<'a> Prefetcher<'a> {
-    /// A prefetcher for `bins`, or none where it does not pay: atoms in an order that follows
-    /// their places (most consecutive atoms in neighbouring bins: what the next atom reads is
-    /// mostly in cache already), more than [`MAX_PER_BIN`] atoms per bin, or a reach of more
-    /// than one bin along an axis (cells thinner than the cutoff, whose few bins stay in cache).
-    pub(super) fn new(bins: &'a Bins) -> Option<Self> {
+    /// Whether prefetches pay for `bins`: not for atoms in an order that follows their places
+    /// (most consecutive atoms in neighbouring bins: what the next atom reads is mostly in cache
+    /// already), nor above [`MAX_PER_BIN`] atoms per bin, nor for a reach of more than one bin
+    /// along an axis (cells thinner than the cutoff, whose few bins stay in cache). Judged once
+    /// per search (it samples the atoms' order).
+    pub(super) fn pays(bins: &Bins) -> bool {
         let n_bins = bins.n.iter().product::<usize>();
-        if bins.reach.iter().any(|&r| r > 1)
-            || bins.bin_of.is_empty()
-            || bins.bin_of.len() > MAX_PER_BIN * n_bins
-            || in_spatial_order(bins)
-        {
-            return None;
-        }
-        Some(Prefetcher {
+        bins.reach.iter().all(|&r| r <= 1)
+            && !bins.bin_of.is_empty()
+            && bins.bin_of.len() <= MAX_PER_BIN * n_bins
+            && !in_spatial_order(bins)
+    }
+
+    /// A prefetcher for `bins` (see [`Prefetcher::pays`]).
+    pub(super) fn new(bins: &'a Bins) -> Self {
+        Prefetcher {
             bins,
             runs: [(0, 0); MAX_RUNS],
             n_runs: 0,
-        })
+        }
     }
 
     /// Before searching an atom: prefetch the slots of `next` (whose runs were found one call
@@ -153,11 +155,11 @@ mod tests {
         let mut uniform = crate::uniform_numbers(17);
         let (n, l) = (5000, 30.0);
         let mut points: Vec<[f64; 3]> = (0..n).map(|_| [0; 3].map(|_| l * uniform())).collect();
-        assert!(Prefetcher::new(&bins_of(points.clone(), l, 1.5)).is_some());
+        assert!(Prefetcher::pays(&bins_of(points.clone(), l, 1.5)));
         // 12 bins of 2.5 Å along each axis: 2.9 atoms per bin.
-        assert!(Prefetcher::new(&bins_of(points.clone(), l, 2.5)).is_none());
+        assert!(!Prefetcher::pays(&bins_of(points.clone(), l, 2.5)));
         let bin = |p: &[f64; 3]| p.map(|x| (x / 1.5) as i64);
         points.sort_by_key(bin);
-        assert!(Prefetcher::new(&bins_of(points, l, 1.5)).is_none());
+        assert!(!Prefetcher::pays(&bins_of(points, l, 1.5)));
     }
 }
