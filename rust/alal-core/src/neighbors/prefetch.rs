@@ -8,7 +8,7 @@
 //! of bins; for the next atom, whose `start` lines have arrived, the first line of each of the
 //! slot arrays at every run.
 
-use super::bins::Bins;
+use super::bins::{neighbour_bin, Bins};
 
 /// Runs of bins (one per column of bins along z) searched around one atom, as `start` indices.
 const MAX_RUNS: usize = 9;
@@ -75,22 +75,19 @@ impl<'a> Prefetcher<'a> {
             return;
         };
         let [hx, hy, hz] = bins.unflatten(bins.bin_of[atom]);
-        let n = bins.n.map(|x| x as i64);
-        let near = |h: i64, d: usize| -> std::ops::RangeInclusive<i64> {
-            let r = bins.reach[d];
-            if bins.periodic[d] && n[d] > 2 * r {
-                h - r..=h + r
-            } else {
-                (h - r).max(0)..=(h + r).min(n[d] - 1)
-            }
-        };
+        let r = bins.reach;
         // Along z the run stops at the cell's faces (a wrapped bin beyond is not prefetched).
-        let z_lo = (hz - bins.reach[2]).max(0) as usize;
-        let z_hi = (hz + bins.reach[2]).min(n[2] - 1) as usize;
-        for x in near(hx, 0) {
-            let cx = x.rem_euclid(n[0]) as usize;
-            for y in near(hy, 1) {
-                let cy = y.rem_euclid(n[1]) as usize;
+        let z_lo = (hz - r[2]).max(0) as usize;
+        let z_hi = (hz + r[2]).min(bins.n[2] as i64 - 1) as usize;
+        // The columns the search visits (with a reach of 1, at most 9).
+        for dx in -r[0]..=r[0] {
+            let Some((cx, _)) = neighbour_bin(hx + dx, 0, bins) else {
+                continue;
+            };
+            for dy in -r[1]..=r[1] {
+                let Some((cy, _)) = neighbour_bin(hy + dy, 1, bins) else {
+                    continue;
+                };
                 let column = (cx * bins.n[1] + cy) * bins.n[2];
                 let run = (column + z_lo, column + z_hi + 1);
                 touch(bins.start.as_ptr().wrapping_add(run.0));
