@@ -474,6 +474,17 @@ pub(super) fn neighbour_bin(c: i64, axis: usize, bins: &Bins) -> Option<(usize, 
     }
 }
 
+/// The cubic cell of side `l` (Å) with periodicity `pbc`, and `points` binned in it at cutoff
+/// `rc` (Å), for tests.
+#[cfg(test)]
+pub(super) fn cubic_bins(points: Vec<[f64; 3]>, l: f64, pbc: [bool; 3], rc: f64) -> (Cell, Bins) {
+    let matrix = [[l, 0.0, 0.0], [0.0, l, 0.0], [0.0, 0.0, l]];
+    let cell = Cell::new(matrix, pbc).expect("cell");
+    let frame = cell.frame().expect("frame");
+    let bins = Bins::new(points, &cell, &frame, rc).expect("bins");
+    (cell, bins)
+}
+
 #[cfg(test)]
 mod tests {
     /// The separable sums equal the direct sum over every bin of the box around each bin, for

@@ -578,6 +578,7 @@ fn pairs_of_atom<const AVX2: bool>(
 
 #[cfg(test)]
 mod tests {
+    use super::super::bins::cubic_bins;
     use super::*;
 
     /// The AVX2 screening gives the same bits as the portable one, for every block of every
@@ -669,10 +670,7 @@ mod tests {
         let mut uniform = crate::uniform_numbers(7);
         for (n, l, rc) in [(32000, 30.0, 0.5), (20000, 60.0, 1.2), (5000, 40.0, 0.9)] {
             let points: Vec<[f64; 3]> = (0..n).map(|_| [0; 3].map(|_| l * uniform())).collect();
-            let matrix = [[l, 0.0, 0.0], [0.0, l, 0.0], [0.0, 0.0, l]];
-            let cell = Cell::new(matrix, [true; 3]).expect("cell");
-            let frame = cell.frame().expect("frame");
-            let bins = Bins::new(points, &cell, &frame, rc).expect("bins");
+            let (_, bins) = cubic_bins(points, l, [true; 3], rc);
             // Uniform density: the atoms in 27 bins of (about) the mean occupancy.
             let n_bins = (bins.n[0] * bins.n[1] * bins.n[2]) as f64;
             let mean = 27.0 * n as f64 / n_bins;
@@ -696,10 +694,7 @@ mod tests {
         let (n, l, rc) = (3000, 40.0, 1.6);
         for pbc in [[true; 3], [true, false, true], [false; 3]] {
             let points: Vec<[f64; 3]> = (0..n).map(|_| [0; 3].map(|_| l * uniform())).collect();
-            let matrix = [[l, 0.0, 0.0], [0.0, l, 0.0], [0.0, 0.0, l]];
-            let cell = Cell::new(matrix, pbc).expect("cell");
-            let frame = cell.frame().expect("frame");
-            let bins = Bins::new(points.clone(), &cell, &frame, rc).expect("bins");
+            let (cell, bins) = cubic_bins(points.clone(), l, pbc, rc);
             assert!(Prefetcher::pays(&bins), "no prefetches for {pbc:?}");
             let positions = ndarray::Array2::from_shape_fn((n, 3), |(i, d)| points[i][d]);
             let options = Options::default();

@@ -135,14 +135,11 @@ fn touch<T>(p: *const T) {
 
 #[cfg(test)]
 mod tests {
+    use super::super::bins::cubic_bins;
     use super::*;
-    use crate::cell::Cell;
 
     fn bins_of(points: Vec<[f64; 3]>, l: f64, rc: f64) -> Bins {
-        let matrix = [[l, 0.0, 0.0], [0.0, l, 0.0], [0.0, 0.0, l]];
-        let cell = Cell::new(matrix, [true; 3]).expect("cell");
-        let frame = cell.frame().expect("frame");
-        Bins::new(points, &cell, &frame, rc).expect("bins")
+        cubic_bins(points, l, [true; 3], rc).1
     }
 
     /// On for sparse atoms in random order; off once they are sorted by place, and off for a
