@@ -173,6 +173,10 @@ struct AngularNeighbour {
 #[derive(Debug, Default)]
 pub(crate) struct Scratch {
     angular: Vec<AngularNeighbour>,
+    /// With a [`MeanSplit`]: the pair factors `P_a` of each angular neighbour (`n_a` per
+    /// neighbour), and the triple factors `g` of one neighbour with each later one.
+    pair_factors: Vec<f64>,
+    triple_factors: Vec<f64>,
     /// The angular cotangents of one atom regrouped as `[species pair][z][a * m + k]`, so that
     /// the contractions of all `m` members run as one contiguous, vectorised loop.
     cot_t: Vec<f64>,
@@ -232,6 +236,78 @@ fn contract_blocks<const W: usize>(
     end
 }
 
+/// The angular Gaussians of the mean distance, `R_a = exp(−η (m − Rs_a)²)` with
+/// `m = (r_j + r_k) / 2`, split about a centre `c` (Å) into a factor per pair and shift and one per
+/// triple: `R_a = P_a(r_j) · P_a(r_k) · g(m)`, `P_a(r) = exp(η (r − c)(Rs_a − c) − η (Rs_a − c)² / 2)`,
+/// `g(m) = exp(−η (m − c)²)`. One exponential per triple (computed a row of triples at a time)
+/// instead of one per shift: ANI-Al's forward pass and vector–Jacobian product spend ~15 % less.
+///
+/// Each exponent is bounded by [`MeanSplit::MAX_EXPONENT`] (so nothing over- or underflows on
+/// the way), and each carries a rounding error of about `|exponent| · 2⁻⁵³`: relative errors of
+/// ~1e-14 in `R_a` for ANI-Al (exponents up to ~55), against ~1e-16 computing each Gaussian
+/// directly. Parameter sets whose exponents could be larger keep the direct computation.
+#[derive(Debug, Clone, Copy)]
+struct MeanSplit {
+    centre: f64,
+}
+
+impl MeanSplit {
+    /// Largest exponent magnitude allowed in a factor: the product of three factors then stays
+    /// inside the normal doubles (`e^±708`), and its relative rounding error below ~2e-14.
+    const MAX_EXPONENT: f64 = 100.0;
+
+    /// The split for `p`, if every factor's exponent stays within [`Self::MAX_EXPONENT`] for all
+    /// distances in `[0, angular_cutoff]`.
+    fn new(p: &AniParams) -> Option<Self> {
+        let shifts = &p.angular_shifts;
+        let lo = shifts.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = shifts.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let centre = 0.5 * (lo + hi);
+        let half_width = 0.5 * (hi - lo);
+        let reach = centre.abs().max((p.angular_cutoff - centre).abs());
+        let eta = p.angular_eta;
+        let pair = eta * reach * half_width + 0.5 * eta * half_width * half_width;
+        let triple = eta * reach * reach;
+        (pair.max(triple) <= Self::MAX_EXPONENT).then_some(MeanSplit { centre })
+    }
+
+    /// `P_a(r)` of each angular neighbour, `n_a` per neighbour, into `out`.
+    fn pair_factors(
+        self,
+        p: &AniParams,
+        n_a: usize,
+        angular: &[AngularNeighbour],
+        out: &mut Vec<f64>,
+    ) {
+        let (c, eta) = (self.centre, p.angular_eta);
+        out.clear();
+        for nb in angular {
+            for &shift in &p.angular_shifts[..n_a] {
+                let s = shift - c;
+                out.push(eta * (nb.r - c) * s - 0.5 * eta * s * s);
+            }
+        }
+        fastmath::exp_in_place(out);
+    }
+
+    /// `g` of neighbour `first` with each later one, into `out[first + 1..]`.
+    fn triple_factors(
+        self,
+        eta: f64,
+        angular: &[AngularNeighbour],
+        first: usize,
+        out: &mut Vec<f64>,
+    ) {
+        out.resize(angular.len(), 0.0);
+        let r1 = angular[first].r;
+        for (o, nb) in out[first + 1..].iter_mut().zip(&angular[first + 1..]) {
+            let x = 0.5 * (r1 + nb.r) - self.centre;
+            *o = -eta * x * x;
+        }
+        fastmath::exp_nonpositive_in_place(&mut out[first + 1..]);
+    }
+}
+
 /// Precomputed constants of a parameter set.
 #[derive(Debug, Clone)]
 pub(crate) struct Kernel {
@@ -245,6 +321,8 @@ pub(crate) struct Kernel {
     n_r: usize,
     /// ζ when it is a small integer: powers by repeated squaring instead of exp(ζ ln x).
     zeta_int: Option<u32>,
+    /// How the mean-distance Gaussians are computed, when they can be split.
+    mean_split: Option<MeanSplit>,
 }
 
 /// `out[k] = xs[k]^n` by binary exponentiation: the same multiplications for every entry, so the
@@ -312,6 +390,7 @@ impl Kernel {
             n_r: p.radial_shifts.len(),
             zeta_int: (p.angular_zeta.fract() == 0.0 && p.angular_zeta <= 1024.0)
                 .then_some(p.angular_zeta as u32),
+            mean_split: MeanSplit::new(p),
             p: p.clone(),
         }
     }
@@ -430,23 +509,31 @@ impl Kernel {
     }
 
     /// Angular radial factors `R_a = exp(−η_A (m − Rs_a)²)` at `m = (r1 + r2) / 2` and, if asked,
-    /// `dR_a / dm`.
+    /// `dR_a / dm`; from the factors of a [`MeanSplit`] (`P_a(r1)`, `P_a(r2)`, `g(m)`) when given.
     #[inline(always)]
     fn mean_distance_terms<D: Dims>(
         &self,
         d: D,
         m: f64,
+        split: Option<(&[f64], &[f64], f64)>,
         rad: &mut [f64],
         drad: Option<&mut [f64]>,
     ) {
         let n = d.a();
         let (rad, shifts) = (&mut rad[..n], &self.p.angular_shifts[..n]);
         let eta = self.p.angular_eta;
-        for (r, &shift) in rad.iter_mut().zip(shifts) {
-            let x = m - shift;
-            *r = -eta * x * x;
+        if let Some((p1, p2, g)) = split {
+            let (p1, p2) = (&p1[..n], &p2[..n]);
+            for a in 0..n {
+                rad[a] = p1[a] * p2[a] * g;
+            }
+        } else {
+            for (r, &shift) in rad.iter_mut().zip(shifts) {
+                let x = m - shift;
+                *r = -eta * x * x;
+            }
+            fastmath::exp_nonpositive_in_place(rad);
         }
-        fastmath::exp_nonpositive_in_place(rad);
         if let Some(drad) = drad {
             let drad = &mut drad[..n];
             for a in 0..n {
@@ -495,6 +582,43 @@ impl Kernel {
                 });
             }
         }
+        if let Some(split) = self.mean_split {
+            split.pair_factors(
+                &self.p,
+                self.n_a,
+                &scratch.angular,
+                &mut scratch.pair_factors,
+            );
+        }
+    }
+
+    /// The [`MeanSplit`] factors of the triple of angular neighbours `first` and `second`
+    /// (`first < second`; `triple_factors` filled for `first`), if the split is on.
+    #[inline(always)]
+    fn split_factors<'s>(
+        &self,
+        n_a: usize,
+        pair_factors: &'s [f64],
+        triple_factors: &[f64],
+        first: usize,
+        second: usize,
+    ) -> Option<(&'s [f64], &'s [f64], f64)> {
+        self.mean_split.map(|_| {
+            (
+                &pair_factors[first * n_a..][..n_a],
+                &pair_factors[second * n_a..][..n_a],
+                triple_factors[second],
+            )
+        })
+    }
+
+    /// The [`MeanSplit`] triple factors of angular neighbour `first` with each later one, if the
+    /// split is on.
+    #[inline(always)]
+    fn fill_triple_factors(&self, angular: &[AngularNeighbour], first: usize, out: &mut Vec<f64>) {
+        if let Some(split) = self.mean_split {
+            split.triple_factors(self.p.angular_eta, angular, first, out);
+        }
     }
 
     /// Features of one atom (`out` has `n_features` entries and is overwritten).
@@ -530,15 +654,22 @@ impl Kernel {
         }
         let (n_z, n_a) = (d.z(), d.a());
         let block_len = n_z * n_a;
-        let angular = &scratch.angular;
+        let Scratch {
+            angular,
+            pair_factors,
+            triple_factors,
+            ..
+        } = scratch;
         let (mut a_buf, mut rad_buf, mut ln_buf) =
             ([0.0; MAX_ANGULAR], [0.0; MAX_ANGULAR], [0.0; MAX_ANGULAR]);
         let (a, rad) = (&mut a_buf[..n_z], &mut rad_buf[..n_a]);
-        for (m, nb1) in angular.iter().enumerate() {
-            for nb2 in &angular[m + 1..] {
+        for (i1, nb1) in angular.iter().enumerate() {
+            self.fill_triple_factors(angular, i1, triple_factors);
+            for (i2, nb2) in angular.iter().enumerate().skip(i1 + 1) {
                 let t = triple(nb1, nb2);
                 self.angle_terms(d, t.cos, a, None, &mut ln_buf);
-                self.mean_distance_terms(d, 0.5 * (nb1.r + nb2.r), rad, None);
+                let split = self.split_factors(n_a, pair_factors, triple_factors, i1, i2);
+                self.mean_distance_terms(d, 0.5 * (nb1.r + nb2.r), split, rad, None);
                 let f = 2.0 * nb1.fc * nb2.fc;
                 let start =
                     self.n_radial + self.p.species_pair_index(nb1.species, nb2.species) * block_len;
@@ -611,6 +742,8 @@ impl Kernel {
         let block = n_z * n_a;
         let Scratch {
             angular,
+            pair_factors,
+            triple_factors,
             cot_t,
             u,
             v,
@@ -645,12 +778,15 @@ impl Kernel {
         let (mut s0, mut s1, mut sc) = (vec![0.0f64; m], vec![0.0f64; m], vec![0.0f64; m]);
         let (s0, s1, sc) = (&mut s0[..m], &mut s1[..m], &mut sc[..m]);
         for (i1, nb1) in angular.iter().enumerate() {
-            for nb2 in &angular[i1 + 1..] {
+            self.fill_triple_factors(angular, i1, triple_factors);
+            for (i2, nb2) in angular.iter().enumerate().skip(i1 + 1) {
                 let sp = self.p.species_pair_index(nb1.species, nb2.species);
                 let table = &cot_t[sp * block * m..][..block * m];
                 let t = triple(nb1, nb2);
                 self.angle_terms(d, t.cos, a, Some(&mut *da), ln_base);
-                self.mean_distance_terms(d, 0.5 * (nb1.r + nb2.r), rad, Some(&mut *drad));
+                let split = self.split_factors(n_a, pair_factors, triple_factors, i1, i2);
+                let mean = 0.5 * (nb1.r + nb2.r);
+                self.mean_distance_terms(d, mean, split, rad, Some(&mut *drad));
                 contract_sections(table, width, a, da, u, v);
                 // s0_k = Σ_a u rad, s1_k = Σ_a u ∂rad, sc_k = Σ_a v rad.
                 s0.fill(0.0);
@@ -735,6 +871,8 @@ impl Kernel {
         let block = n_z * n_a;
         let Scratch {
             angular,
+            pair_factors,
+            triple_factors,
             cot_t: acc,
             u: p_beta,
             v: q_eps,
@@ -758,10 +896,13 @@ impl Kernel {
         let (a, da) = (&mut a[..n_z], &mut da[..n_z]);
         let (rad, drad) = (&mut rad[..n_a], &mut drad[..n_a]);
         for (i1, nb1) in angular.iter().enumerate() {
-            for nb2 in &angular[i1 + 1..] {
+            self.fill_triple_factors(angular, i1, triple_factors);
+            for (i2, nb2) in angular.iter().enumerate().skip(i1 + 1) {
                 let t = triple(nb1, nb2);
                 self.angle_terms(d, t.cos, a, Some(&mut *da), ln_base);
-                self.mean_distance_terms(d, 0.5 * (nb1.r + nb2.r), rad, Some(&mut *drad));
+                let split = self.split_factors(n_a, pair_factors, triple_factors, i1, i2);
+                let mean = 0.5 * (nb1.r + nb2.r);
+                self.mean_distance_terms(d, mean, split, rad, Some(&mut *drad));
                 let f = nb1.fc * nb2.fc;
                 // δG_k[a, z] = 2 ∂A_z/∂cos · (R_a f δcos_k) + 2 A_z · ε_k[a]
                 for k in 0..m {
@@ -853,6 +994,96 @@ mod tests {
                 kernel.neighbour(k % 2, v, r)
             })
             .collect()
+    }
+
+    /// ANI-Al's angular constants (Smith et al. 2021), one species.
+    fn ani_al_angular() -> AniParams {
+        let shifts = |a: f64, b: f64, n: usize| -> Vec<f64> {
+            (0..n).map(|k| a + (b - a) * k as f64 / n as f64).collect()
+        };
+        AniParams {
+            n_species: 1,
+            radial_cutoff: 7.0,
+            radial_eta: 43.9,
+            radial_shifts: shifts(1.25, 7.0, 32),
+            radial_scale: 0.25,
+            angular_cutoff: 5.0,
+            angular_eta: 6.5,
+            angular_zeta: 69.4,
+            angular_shifts: shifts(1.25, 5.0, 8),
+            angle_sections: (0..8).map(|k| (2 * k + 1) as f64 * PI / 16.0).collect(),
+            cos_scale: 0.95,
+        }
+    }
+
+    /// The split mean-distance Gaussians equal the direct ones to 1e-13 (relative to the largest
+    /// Gaussian, 1) over all pairs of distances in the angular cutoff, with ANI-Al's and
+    /// ANI-1x's constants; the split is refused where its exponents could grow large.
+    #[test]
+    fn split_mean_gaussians_match_the_direct_ones() {
+        for p in [ani_al_angular(), params(32.0)] {
+            let kernel = Kernel::new(&p);
+            let split = kernel.mean_split.expect("the split applies to the presets");
+            let n_a = p.angular_shifts.len();
+            let d = Runtime {
+                z: 8,
+                a: n_a,
+                r: p.radial_shifts.len(),
+                m: 1,
+            };
+            let rc = p.angular_cutoff;
+            let angular: Vec<AngularNeighbour> = (0..=200)
+                .map(|k| AngularNeighbour {
+                    index: k,
+                    species: 0,
+                    v: [0.0; 3],
+                    r: rc * k as f64 / 200.0,
+                    fc: 1.0,
+                    dfc: 0.0,
+                })
+                .collect();
+            let (mut pair, mut triple) = (Vec::new(), Vec::new());
+            split.pair_factors(&p, n_a, &angular, &mut pair);
+            let mut worst: f64 = 0.0;
+            for first in 0..angular.len() {
+                split.triple_factors(p.angular_eta, &angular, first, &mut triple);
+                for second in first + 1..angular.len() {
+                    let m = 0.5 * (angular[first].r + angular[second].r);
+                    let (mut direct, mut drad_direct) = ([0.0; MAX_ANGULAR], [0.0; MAX_ANGULAR]);
+                    kernel.mean_distance_terms(d, m, None, &mut direct, Some(&mut drad_direct));
+                    let (mut split_rad, mut drad_split) = ([0.0; MAX_ANGULAR], [0.0; MAX_ANGULAR]);
+                    let factors = Some((
+                        &pair[first * n_a..][..n_a],
+                        &pair[second * n_a..][..n_a],
+                        triple[second],
+                    ));
+                    kernel.mean_distance_terms(
+                        d,
+                        m,
+                        factors,
+                        &mut split_rad,
+                        Some(&mut drad_split),
+                    );
+                    for a in 0..n_a {
+                        worst = worst.max((split_rad[a] - direct[a]).abs());
+                        worst = worst.max((drad_split[a] - drad_direct[a]).abs() / p.angular_eta);
+                    }
+                }
+            }
+            assert!(worst < 1e-13, "largest difference {worst:e}");
+        }
+        // Exponents of a few hundred would cost accuracy (and could overflow): direct.
+        let wide = AniParams {
+            angular_eta: 100.0,
+            ..ani_al_angular()
+        };
+        assert!(Kernel::new(&wide).mean_split.is_none());
+        let far = AniParams {
+            angular_shifts: vec![0.5, 40.0],
+            angular_cutoff: 40.0,
+            ..ani_al_angular()
+        };
+        assert!(Kernel::new(&far).mean_split.is_none());
     }
 
     /// The compile-time extents change nothing but speed: forward, VJP and JVP give the same bits
