@@ -308,6 +308,50 @@ impl MeanSplit {
     }
 }
 
+/// For each member `k`: `s0_k = Σ_a u[a·m + k] R_a`, `s1_k = Σ_a u[a·m + k] R'_a` and
+/// `sc_k = Σ_a v[a·m + k] R_a` (each summed in order of `a`), into `sums = [s0, s1, sc]`. The
+/// partial sums stay in registers, four members at a time (summed through memory, each addition
+/// waited on the store of the previous one: a fifth of ANI-Al's vector–Jacobian product).
+#[inline(always)]
+fn shift_sums(m: usize, u: &[f64], v: &[f64], rad: &[f64], drad: &[f64], sums: [&mut [f64]; 3]) {
+    let [s0, s1, sc] = sums;
+    let mut k = shift_sums_block::<4>(m, 0, u, v, rad, drad, [&mut *s0, &mut *s1, &mut *sc]);
+    while k < m {
+        k = shift_sums_block::<1>(m, k, u, v, rad, drad, [&mut *s0, &mut *s1, &mut *sc]);
+    }
+}
+
+/// The members `k0..` of [`shift_sums`] in whole blocks of `W`; returns the first member not done.
+#[inline(always)]
+fn shift_sums_block<const W: usize>(
+    m: usize,
+    k0: usize,
+    u: &[f64],
+    v: &[f64],
+    rad: &[f64],
+    drad: &[f64],
+    sums: [&mut [f64]; 3],
+) -> usize {
+    let end = k0 + (m - k0) / W * W;
+    let mut k = k0;
+    while k < end {
+        let (mut a0, mut a1, mut ac) = ([0.0f64; W], [0.0f64; W], [0.0f64; W]);
+        for (ia, (&ra, &dra)) in rad.iter().zip(drad).enumerate() {
+            let (ur, vr) = (&u[ia * m + k..][..W], &v[ia * m + k..][..W]);
+            for l in 0..W {
+                a0[l] += ur[l] * ra;
+                a1[l] += ur[l] * dra;
+                ac[l] += vr[l] * ra;
+            }
+        }
+        sums[0][k..k + W].copy_from_slice(&a0);
+        sums[1][k..k + W].copy_from_slice(&a1);
+        sums[2][k..k + W].copy_from_slice(&ac);
+        k += W;
+    }
+    end
+}
+
 /// Precomputed constants of a parameter set.
 #[derive(Debug, Clone)]
 pub(crate) struct Kernel {
@@ -788,19 +832,7 @@ impl Kernel {
                 let mean = 0.5 * (nb1.r + nb2.r);
                 self.mean_distance_terms(d, mean, split, rad, Some(&mut *drad));
                 contract_sections(table, width, a, da, u, v);
-                // s0_k = Σ_a u rad, s1_k = Σ_a u ∂rad, sc_k = Σ_a v rad.
-                s0.fill(0.0);
-                s1.fill(0.0);
-                sc.fill(0.0);
-                for ia in 0..n_a {
-                    let (ur, vr) = (&u[ia * m..][..m], &v[ia * m..][..m]);
-                    let (ra, dra) = (rad[ia], drad[ia]);
-                    for k in 0..m {
-                        s0[k] += ur[k] * ra;
-                        s1[k] += ur[k] * dra;
-                        sc[k] += vr[k] * ra;
-                    }
-                }
+                shift_sums(m, u, v, rad, drad, [&mut *s0, &mut *s1, &mut *sc]);
                 let f = nb1.fc * nb2.fc;
                 for k in 0..m {
                     let (s0, s1, sc) = (s0[k], s1[k], sc[k]);
