@@ -165,6 +165,8 @@ struct AngularNeighbour {
     species: usize,
     v: [f64; 3],
     r: f64,
+    /// `1 / r` (Å⁻¹): the per-triple terms multiply by it instead of dividing by `r`.
+    inv_r: f64,
     fc: f64,
     dfc: f64,
 }
@@ -403,11 +405,11 @@ struct Triple {
 
 #[inline(always)]
 fn triple(a: &AngularNeighbour, b: &AngularNeighbour) -> Triple {
-    let inv12 = 1.0 / (a.r * b.r);
+    let inv12 = a.inv_r * b.inv_r;
     let dot = a.v[0] * b.v[0] + a.v[1] * b.v[1] + a.v[2] * b.v[2];
     let cos = dot * inv12;
-    let ca = cos / (a.r * a.r);
-    let cb = cos / (b.r * b.r);
+    let ca = cos * (a.inv_r * a.inv_r);
+    let cb = cos * (b.inv_r * b.inv_r);
     Triple {
         cos,
         dcos_da: [
@@ -621,6 +623,7 @@ impl Kernel {
                     species: nb.species,
                     v: nb.v,
                     r: nb.r,
+                    inv_r: 1.0 / nb.r,
                     fc: nb.fc_angular,
                     dfc: nb.dfc_angular,
                 });
@@ -839,7 +842,7 @@ impl Kernel {
                     let t_r1 = 2.0 * (0.5 * s1 * f + s0 * nb1.dfc * nb2.fc);
                     let t_r2 = 2.0 * (0.5 * s1 * f + s0 * nb1.fc * nb2.dfc);
                     let t_c = 2.0 * f * sc;
-                    let (u1, u2) = (t_r1 / nb1.r, t_r2 / nb2.r);
+                    let (u1, u2) = (t_r1 * nb1.inv_r, t_r2 * nb2.inv_r);
                     for c in 0..3 {
                         grad[nb1.index * m + k][c] += t_c * t.dcos_da[c] + u1 * nb1.v[c];
                         grad[nb2.index * m + k][c] += t_c * t.dcos_db[c] + u2 * nb2.v[c];
@@ -939,8 +942,8 @@ impl Kernel {
                 // δG_k[a, z] = 2 ∂A_z/∂cos · (R_a f δcos_k) + 2 A_z · ε_k[a]
                 for k in 0..m {
                     let (ta, tb) = (tangents[nb1.index * m + k], tangents[nb2.index * m + k]);
-                    let dr1 = dot(nb1.v, ta) / nb1.r;
-                    let dr2 = dot(nb2.v, tb) / nb2.r;
+                    let dr1 = dot(nb1.v, ta) * nb1.inv_r;
+                    let dr2 = dot(nb2.v, tb) * nb2.inv_r;
                     let dcos = dot(t.dcos_da, ta) + dot(t.dcos_db, tb);
                     let df = nb1.dfc * nb2.fc * dr1 + nb1.fc * nb2.dfc * dr2;
                     for ia in 0..n_a {
@@ -1070,6 +1073,7 @@ mod tests {
                     species: 0,
                     v: [0.0; 3],
                     r: rc * k as f64 / 200.0,
+                    inv_r: 200.0 / (rc * k as f64),
                     fc: 1.0,
                     dfc: 0.0,
                 })
