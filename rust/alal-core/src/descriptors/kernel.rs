@@ -274,6 +274,7 @@ impl MeanSplit {
     }
 
     /// `P_a(r)` of each angular neighbour, `n_a` per neighbour, into `out`.
+    #[inline(always)]
     fn pair_factors(
         self,
         p: &AniParams,
@@ -293,6 +294,7 @@ impl MeanSplit {
     }
 
     /// `g` of neighbour `first` with each later one, into `out[first + 1..]`.
+    #[inline(always)]
     fn triple_factors(
         self,
         eta: f64,
