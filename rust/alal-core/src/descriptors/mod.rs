@@ -81,30 +81,121 @@ impl Prepared {
 
     /// Neighbour pairs (within the larger cutoff) in the batch.
     pub fn n_pairs(&self) -> usize {
-        self.nh.neighbours.len()
+        self.nh.n_pairs()
     }
 }
 
-/// The neighbourhoods of every atom of a batch, as pair data in CSR form.
+/// Pair data of consecutive atoms: each pair's neighbour (vector, distance, cutoff functions),
+/// the batch index of its second atom, and its lattice shift.
+#[derive(Debug, Clone, Default)]
+struct Chunk {
+    neighbours: Vec<Neighbour>,
+    second: Vec<usize>,
+    shifts: Vec<[i64; 3]>,
+}
+
+impl Chunk {
+    fn capacity(&self) -> usize {
+        self.neighbours.capacity()
+    }
+}
+
+/// Chunks kept between calls (see [`Chunk::reuse`]).
+static SPARE_CHUNKS: std::sync::Mutex<Vec<Chunk>> = std::sync::Mutex::new(Vec::new());
+
+/// At most this many pairs are kept in [`SPARE_CHUNKS`] (about 100 bytes each).
+const KEPT_PAIRS: usize = 1 << 18;
+
+impl Chunk {
+    /// An empty chunk with room for `room` pairs, from the chunks kept by earlier calls when one
+    /// is there: fresh memory for every call of a model's energy and forces (one `prepare` per MD
+    /// step) was faulted in page by page, and on two threads it often was not reused at all (the
+    /// allocator returned it to the system: 300 page faults per call for 108 atoms, a third of
+    /// the time of `prepare`). An error, not an abort, without the memory.
+    fn reuse(room: usize) -> Result<Self> {
+        let spare = SPARE_CHUNKS.lock().ok().and_then(|mut spare| spare.pop());
+        let mut chunk = spare.unwrap_or_default();
+        chunk.neighbours.clear();
+        chunk.second.clear();
+        chunk.shifts.clear();
+        let short = |_| invalid!("cannot allocate memory for {room} neighbour pairs");
+        chunk.neighbours.try_reserve_exact(room).map_err(short)?;
+        chunk.second.try_reserve_exact(room).map_err(short)?;
+        chunk.shifts.try_reserve_exact(room).map_err(short)?;
+        Ok(chunk)
+    }
+
+    /// Keep these chunks for later calls, as far as [`KEPT_PAIRS`] allows.
+    fn keep(chunks: Vec<Chunk>) {
+        if let Ok(mut spare) = SPARE_CHUNKS.lock() {
+            let mut kept: usize = spare.iter().map(Chunk::capacity).sum();
+            for chunk in chunks {
+                if kept + chunk.capacity() <= KEPT_PAIRS {
+                    kept += chunk.capacity();
+                    spare.push(chunk);
+                }
+            }
+        }
+    }
+}
+
+/// The pair data of one atom: its neighbours, their batch indices and lattice shifts.
+struct AtomNeighbourhood<'a> {
+    neighbours: &'a [Neighbour],
+    second: &'a [usize],
+    shifts: &'a [[i64; 3]],
+}
+
+/// The neighbourhoods of every atom of a batch in CSR form, the pair data in chunks of
+/// consecutive atoms (one per range searched in parallel, kept as the search wrote them).
 #[derive(Debug, Clone)]
 struct Neighbourhoods {
     /// First atom of each structure in the batch (length `n_structures + 1`).
     atom_start: Vec<usize>,
-    /// First pair of each atom (length `n_atoms + 1`).
+    /// First pair of each atom, counted over the whole batch (length `n_atoms + 1`).
     pair_start: Vec<usize>,
-    neighbours: Vec<Neighbour>,
-    /// Global index of the neighbour atom of each pair.
-    second: Vec<usize>,
-    /// Lattice shift of each pair.
-    shifts: Vec<[i64; 3]>,
+    chunks: Vec<Chunk>,
+    /// The chunk holding each atom's pairs (any chunk for an atom without pairs).
+    chunk_of_atom: Vec<usize>,
+    /// Batch index of the first pair of each chunk.
+    chunk_start: Vec<usize>,
+}
+
+impl Drop for Neighbourhoods {
+    fn drop(&mut self) {
+        Chunk::keep(std::mem::take(&mut self.chunks));
+    }
 }
 
 impl Neighbourhoods {
     fn n_atoms(&self) -> usize {
         self.pair_start.len() - 1
     }
+    fn n_pairs(&self) -> usize {
+        self.pair_start[self.n_atoms()]
+    }
+    /// Batch indices of the pairs of `atom`.
     fn pairs(&self, atom: usize) -> std::ops::Range<usize> {
         self.pair_start[atom]..self.pair_start[atom + 1]
+    }
+    /// The pair data of `atom`.
+    fn atom(&self, atom: usize) -> AtomNeighbourhood<'_> {
+        let pairs = self.pairs(atom);
+        if pairs.is_empty() {
+            return AtomNeighbourhood {
+                neighbours: &[],
+                second: &[],
+                shifts: &[],
+            };
+        }
+        let c = self.chunk_of_atom[atom];
+        let chunk = &self.chunks[c];
+        let local = pairs.start - self.chunk_start[c]..pairs.end - self.chunk_start[c];
+        AtomNeighbourhood {
+            neighbours: &chunk.neighbours[local.clone()],
+            second: &chunk.second[local.clone()],
+            shifts: &chunk.shifts[local],
+        }
     }
     fn structure_of_atoms(&self) -> Vec<usize> {
         let mut s = Vec::with_capacity(self.n_atoms());
@@ -128,10 +219,8 @@ struct Part<'a> {
     start: usize,
     /// Pairs of each atom of the range.
     counts: Vec<usize>,
-    neighbours: Vec<Neighbour>,
-    /// Index in the batch of each pair's second atom.
-    second: Vec<usize>,
-    shifts: Vec<[i64; 3]>,
+    /// The pairs' data (second atoms as batch indices).
+    chunk: Chunk,
     /// The first pair closer than [`MIN_DISTANCE`]: atoms, distance (Å), shift.
     too_close: Option<(usize, usize, f64, [i64; 3])>,
 }
@@ -143,21 +232,12 @@ impl<'a> Part<'a> {
         atoms: std::ops::Range<usize>,
         room: usize,
     ) -> Result<Self> {
-        // Reserved fallibly, so that a search too large for memory is an error, not an abort.
-        fn reserved<T>(room: usize) -> Result<Vec<T>> {
-            let mut v = Vec::new();
-            v.try_reserve_exact(room)
-                .map_err(|_| invalid!("cannot allocate memory for {room} neighbour pairs"))?;
-            Ok(v)
-        }
         Ok(Part {
             species,
             offset,
             start: atoms.start,
             counts: vec![0; atoms.len()],
-            neighbours: reserved(room)?,
-            second: reserved(room)?,
-            shifts: reserved(room)?,
+            chunk: Chunk::reuse(room)?,
             too_close: None,
         })
     }
@@ -171,7 +251,7 @@ impl Sink for Part<'_> {
             if !(d >= MIN_DISTANCE) && self.too_close.is_none() {
                 self.too_close = Some((i, j, d, s));
             }
-            self.neighbours.push(Neighbour {
+            self.chunk.neighbours.push(Neighbour {
                 species: self.species[j],
                 v,
                 r: d,
@@ -180,33 +260,11 @@ impl Sink for Part<'_> {
                 fc_angular: 0.0,
                 dfc_angular: 0.0,
             });
-            self.second.push(self.offset + j);
-            self.shifts.push(s);
+            self.chunk.second.push(self.offset + j);
+            self.chunk.shifts.push(s);
         }
         self.counts[i - self.start] += n;
     }
-}
-
-/// The slices one after the other in a new vector, copied in parallel.
-fn concatenate<T: Copy + Send + Sync>(slices: Vec<&[T]>) -> Vec<T> {
-    let total = slices.iter().map(|x| x.len()).sum();
-    let mut out = Vec::with_capacity(total);
-    let mut rest = &mut out.spare_capacity_mut()[..total];
-    let mut targets = Vec::with_capacity(slices.len());
-    for x in &slices {
-        let (head, tail) = rest.split_at_mut(x.len());
-        targets.push(head);
-        rest = tail;
-    }
-    targets.into_par_iter().zip(slices).for_each(|(dst, src)| {
-        for (d, s) in dst.iter_mut().zip(src) {
-            d.write(*s);
-        }
-    });
-    // SAFETY: the targets cover the first `total` entries of the capacity exactly once, and
-    // every one of them was written above.
-    unsafe { out.set_len(total) };
-    out
 }
 
 /// The ANI descriptor for one parameter set.
@@ -292,7 +350,7 @@ impl AniDescriptor {
                     c.3
                 ));
             }
-            let fill = |part: &mut Part| self.kernel.fill_cutoffs(&mut part.neighbours);
+            let fill = |part: &mut Part| self.kernel.fill_cutoffs(&mut part.chunk.neighbours);
             if sequential() {
                 parts.iter_mut().for_each(fill);
             } else {
@@ -312,35 +370,35 @@ impl AniDescriptor {
         let n_atoms = offset;
         let mut pair_start = Vec::with_capacity(n_atoms + 1);
         pair_start.push(0);
-        for part in &parts {
+        let mut chunk_of_atom = Vec::with_capacity(n_atoms);
+        let (mut chunks, mut chunk_start) = (Vec::with_capacity(parts.len()), Vec::new());
+        for (c, part) in parts.into_iter().enumerate() {
             // Atoms without a part (structures without atoms or without a cutoff) have no pairs.
             while pair_start.len() <= part.offset + part.start {
                 pair_start.push(*pair_start.last().unwrap_or(&0));
+                chunk_of_atom.push(c);
             }
-            for &c in &part.counts {
-                pair_start.push(pair_start[pair_start.len() - 1] + c);
+            let first = pair_start[pair_start.len() - 1];
+            for &count in &part.counts {
+                pair_start.push(pair_start[pair_start.len() - 1] + count);
+                chunk_of_atom.push(c);
             }
+            if pair_start[pair_start.len() - 1] - first != part.chunk.neighbours.len() {
+                return Err(Error::Internal("pair offsets do not add up".into()));
+            }
+            chunk_start.push(first);
+            chunks.push(part.chunk);
         }
         while pair_start.len() <= n_atoms {
             pair_start.push(*pair_start.last().unwrap_or(&0));
-        }
-        let (neighbours, second, shifts) = match <[Part; 1]>::try_from(parts) {
-            Ok([part]) => (part.neighbours, part.second, part.shifts),
-            Err(parts) => (
-                concatenate(parts.iter().map(|q| &q.neighbours[..]).collect()),
-                concatenate(parts.iter().map(|q| &q.second[..]).collect()),
-                concatenate(parts.iter().map(|q| &q.shifts[..]).collect()),
-            ),
-        };
-        if pair_start[n_atoms] != neighbours.len() {
-            return Err(Error::Internal("pair offsets do not add up".into()));
+            chunk_of_atom.push(0);
         }
         Ok(Neighbourhoods {
             atom_start,
             pair_start,
-            neighbours,
-            second,
-            shifts,
+            chunks,
+            chunk_of_atom,
+            chunk_start,
         })
     }
 
@@ -380,8 +438,7 @@ impl AniDescriptor {
         let nf = self.n_features();
         let mut out = Array2::<f64>::zeros((nh.n_atoms(), nf));
         let body = |scratch: &mut Scratch, (a, row): (usize, &mut [f64])| {
-            self.kernel
-                .forward(&nh.neighbours[nh.pairs(a)], row, scratch);
+            self.kernel.forward(nh.atom(a).neighbours, row, scratch);
         };
         if let Some(flat) = out.as_slice_mut() {
             if sequential() {
@@ -455,7 +512,7 @@ impl AniDescriptor {
                 cotangents.shape()
             ));
         }
-        let mut pair_grad = vec![[0.0f64; 3]; nh.neighbours.len() * m];
+        let mut pair_grad = vec![[0.0f64; 3]; nh.n_pairs() * m];
         let mut slices: Vec<&mut [[f64; 3]]> = Vec::with_capacity(nh.n_atoms());
         let mut rest: &mut [[f64; 3]] = &mut pair_grad;
         for a in 0..nh.n_atoms() {
@@ -474,7 +531,7 @@ impl AniDescriptor {
                 }
             }
             self.kernel
-                .vjp(&nh.neighbours[nh.pairs(a)], cot, m, grad, scratch);
+                .vjp(nh.atom(a).neighbours, cot, m, grad, scratch);
         };
         let init = || (Scratch::default(), Vec::<f64>::with_capacity(m * nf));
         if sequential() {
@@ -500,10 +557,11 @@ impl AniDescriptor {
             cell_acc.fill([[0.0; 3]; 3]);
             vir_acc.fill([[0.0; 3]; 3]);
             for i in nh.atom_start[b]..nh.atom_start[b + 1] {
-                for p in nh.pairs(i) {
-                    let j = nh.second[p];
-                    let s = nh.shifts[p].map(|x| x as f64);
-                    let v = nh.neighbours[p].v;
+                let atom = nh.atom(i);
+                for (local, p) in nh.pairs(i).enumerate() {
+                    let j = atom.second[local];
+                    let s = atom.shifts[local].map(|x| x as f64);
+                    let v = atom.neighbours[local].v;
                     for k in 0..m {
                         let g = pair_grad[p * m + k];
                         let (oj, oi) = ((k * n_atoms + j) * 3, (k * n_atoms + i) * 3);
@@ -620,9 +678,8 @@ impl AniDescriptor {
         let body = |(scratch, local): &mut (Scratch, Vec<[f64; 3]>),
                     (a, rows): (usize, &mut [f64])| {
             local.clear();
-            for p in nh.pairs(a) {
-                let j = nh.second[p];
-                let s = nh.shifts[p];
+            let atom = nh.atom(a);
+            for (&j, &s) in atom.second.iter().zip(atom.shifts) {
                 for k in 0..m {
                     let mut d = [
                         tangents[[k, j, 0]] - tangents[[k, a, 0]],
@@ -640,8 +697,7 @@ impl AniDescriptor {
                     local.push(d);
                 }
             }
-            self.kernel
-                .jvp(&nh.neighbours[nh.pairs(a)], local, m, rows, scratch);
+            self.kernel.jvp(atom.neighbours, local, m, rows, scratch);
         };
         let init = || (Scratch::default(), Vec::<[f64; 3]>::new());
         if let Some(flat) = out.as_slice_mut() {
