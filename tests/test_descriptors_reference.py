@@ -160,6 +160,26 @@ def test_custom_parameters_match_reference() -> None:
     assert_features_close(features, reference_features(atoms, params))
 
 
+@pytest.mark.parametrize("angular_eta", [4.0, 60.0])
+def test_mean_distance_gaussians_split_or_direct_match_reference(angular_eta: float) -> None:
+    """The angular Gaussians of the mean distance are split into per-neighbour factors where the
+    exponents stay small (η 4 Å⁻² here) and computed directly where they would not (η 60 Å⁻²
+    with shifts 2.5 Å apart); both match the reference."""
+    params = AniParameters(
+        species=("Al",),
+        radial_cutoff=5.0,
+        radial_eta=8.0,
+        radial_shifts=(1.0, 2.2, 3.4, 4.6),
+        angular_cutoff=4.5,
+        angular_eta=angular_eta,
+        angular_zeta=7.3,
+        angular_shifts=(1.0, 2.0, 2.7, 3.5),
+        angle_sections=(0.4, 1.3, 2.2, 2.9),
+    )
+    atoms = rattled(bulk("Al", "fcc", a=4.05, cubic=True), seed=11, stdev=0.2)
+    assert_features_close(AniDescriptor(params).compute(atoms), reference_features(atoms, params))
+
+
 # --- (2) alal against torchani -----------------------------------------------------------------
 
 
