@@ -100,7 +100,10 @@ impl Chunk {
     }
 }
 
-/// Chunks kept between calls (see [`Chunk::reuse`]).
+/// Chunks kept between calls (see [`Chunk::reuse`]). Only ever `try_lock`ed, by the calling
+/// thread of a search (which takes them all, [`Chunk::spare`]) and by whoever drops the
+/// neighbourhoods: a busy pool is passed by, and a child process forked while another thread held
+/// the lock never waits for it.
 static SPARE_CHUNKS: std::sync::Mutex<Vec<Chunk>> = std::sync::Mutex::new(Vec::new());
 
 /// At most this many pairs are kept in [`SPARE_CHUNKS`] (about 100 bytes each).
@@ -112,9 +115,9 @@ impl Chunk {
     /// step) was faulted in page by page, and on two threads it often was not reused at all (the
     /// allocator returned it to the system: 300 page faults per call for 108 atoms, a third of
     /// the time of `prepare`). An error, not an abort, without the memory.
-    fn reuse(room: usize) -> Result<Self> {
-        let spare = SPARE_CHUNKS.lock().ok().and_then(|mut spare| spare.pop());
-        let mut chunk = spare.unwrap_or_default();
+    fn reuse(room: usize, spare: &std::sync::Mutex<Vec<Chunk>>) -> Result<Self> {
+        let kept = spare.lock().ok().and_then(|mut spare| spare.pop());
+        let mut chunk = kept.unwrap_or_default();
         chunk.neighbours.clear();
         chunk.second.clear();
         chunk.shifts.clear();
@@ -125,9 +128,17 @@ impl Chunk {
         Ok(chunk)
     }
 
+    /// All the chunks kept by earlier calls (none if the pool is busy), for [`Chunk::reuse`].
+    fn spare() -> std::sync::Mutex<Vec<Chunk>> {
+        let kept = SPARE_CHUNKS
+            .try_lock()
+            .map(|mut spare| std::mem::take(&mut *spare));
+        std::sync::Mutex::new(kept.unwrap_or_default())
+    }
+
     /// Keep these chunks for later calls, as far as [`KEPT_PAIRS`] allows.
     fn keep(chunks: Vec<Chunk>) {
-        if let Ok(mut spare) = SPARE_CHUNKS.lock() {
+        if let Ok(mut spare) = SPARE_CHUNKS.try_lock() {
             let mut kept: usize = spare.iter().map(Chunk::capacity).sum();
             for chunk in chunks {
                 if kept + chunk.capacity() <= KEPT_PAIRS {
@@ -231,13 +242,14 @@ impl<'a> Part<'a> {
         offset: usize,
         atoms: std::ops::Range<usize>,
         room: usize,
+        spare: &std::sync::Mutex<Vec<Chunk>>,
     ) -> Result<Self> {
         Ok(Part {
             species,
             offset,
             start: atoms.start,
             counts: vec![0; atoms.len()],
-            chunk: Chunk::reuse(room)?,
+            chunk: Chunk::reuse(room, spare)?,
             too_close: None,
         })
     }
@@ -329,6 +341,7 @@ impl AniDescriptor {
         atom_start.push(offset);
         // The cell-list search writes each structure's neighbourhoods straight into parts (one
         // per range of atoms), in parallel over structures and, within one, over ranges of atoms.
+        let spare = Chunk::spare();
         let search = |b: usize| -> Result<Vec<Part>> {
             let s = &structures[b];
             let mut parts = neighbor_search(
@@ -337,7 +350,7 @@ impl AniDescriptor {
                 &cutoff,
                 &options,
                 false,
-                |atoms, room| Part::new(s.species, atom_start[b], atoms, room),
+                |atoms, room| Part::new(s.species, atom_start[b], atoms, room, &spare),
             )
             .map_err(in_structure(b))?;
             if let Some(c) = parts.iter().find_map(|part| part.too_close) {
@@ -366,6 +379,7 @@ impl AniDescriptor {
                 .map(search)
                 .collect::<Result<_>>()?
         };
+        Chunk::keep(spare.into_inner().unwrap_or_default());
         let parts: Vec<Part> = per_structure.into_iter().flatten().collect();
         let n_atoms = offset;
         let mut pair_start = Vec::with_capacity(n_atoms + 1);
