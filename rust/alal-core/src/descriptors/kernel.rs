@@ -999,11 +999,18 @@ mod tests {
     use super::*;
     use std::f64::consts::PI;
 
+    /// `n` shifts from `a` on, `(b − a) / n` apart (torchani's spacing).
+    fn shifts(a: f64, b: f64, n: usize) -> Vec<f64> {
+        (0..n).map(|k| a + (b - a) * k as f64 / n as f64).collect()
+    }
+
+    /// Eight angle sections, `(2k + 1) π / 16`.
+    fn sections() -> Vec<f64> {
+        (0..8).map(|k| (2 * k + 1) as f64 * PI / 16.0).collect()
+    }
+
     /// ANI-1x-like constants with two species, ζ integer or not.
     fn params(zeta: f64) -> AniParams {
-        let shifts = |a: f64, b: f64, n: usize| -> Vec<f64> {
-            (0..n).map(|k| a + (b - a) * k as f64 / n as f64).collect()
-        };
         AniParams {
             n_species: 2,
             radial_cutoff: 5.2,
@@ -1014,7 +1021,7 @@ mod tests {
             angular_eta: 8.0,
             angular_zeta: zeta,
             angular_shifts: shifts(0.9, 3.5, 4),
-            angle_sections: (0..8).map(|k| (2 * k + 1) as f64 * PI / 16.0).collect(),
+            angle_sections: sections(),
             cos_scale: 0.95,
         }
     }
@@ -1036,9 +1043,6 @@ mod tests {
 
     /// ANI-Al's angular constants (Smith et al. 2021), one species.
     fn ani_al_angular() -> AniParams {
-        let shifts = |a: f64, b: f64, n: usize| -> Vec<f64> {
-            (0..n).map(|k| a + (b - a) * k as f64 / n as f64).collect()
-        };
         AniParams {
             n_species: 1,
             radial_cutoff: 7.0,
@@ -1049,7 +1053,7 @@ mod tests {
             angular_eta: 6.5,
             angular_zeta: 69.4,
             angular_shifts: shifts(1.25, 5.0, 8),
-            angle_sections: (0..8).map(|k| (2 * k + 1) as f64 * PI / 16.0).collect(),
+            angle_sections: sections(),
             cos_scale: 0.95,
         }
     }
