@@ -256,7 +256,7 @@ struct MeanSplit {
 
 impl MeanSplit {
     /// Largest exponent magnitude allowed in a factor: the product of three factors then stays
-    /// inside the normal doubles (`e^±708`), and its relative rounding error below ~2e-14.
+    /// inside the normal doubles (`e^±708`), and its relative rounding error below ~3e-14.
     const MAX_EXPONENT: f64 = 100.0;
 
     /// The split for `p`, if every factor's exponent stays within [`Self::MAX_EXPONENT`] for all
@@ -316,7 +316,7 @@ impl MeanSplit {
 /// For each member `k`: `s0_k = Σ_a u[a·m + k] R_a`, `s1_k = Σ_a u[a·m + k] R'_a` and
 /// `sc_k = Σ_a v[a·m + k] R_a` (each summed in order of `a`), into `sums = [s0, s1, sc]`. The
 /// partial sums stay in registers, four members at a time (summed through memory, each addition
-/// waited on the store of the previous one: a fifth of ANI-Al's vector–Jacobian product).
+/// waited on the store of the previous one: 12 % of ANI-Al's vector–Jacobian product).
 #[inline(always)]
 fn shift_sums(m: usize, u: &[f64], v: &[f64], rad: &[f64], drad: &[f64], sums: [&mut [f64]; 3]) {
     let [s0, s1, sc] = sums;
