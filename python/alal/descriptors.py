@@ -308,7 +308,9 @@ class AniDescriptor:
     # -- packed-array API (used by alal.autograd) ----------------------------------------------
     def prepare(self, batch: PackedBatch) -> _core.PreparedBatch:
         """Find the neighbourhoods of a packed batch once, for several ``*_prepared`` calls on the
-        same positions (a forward pass and its backward passes). Holds ~100 bytes per pair."""
+        same positions (a forward pass and its backward passes). Holds ~100 bytes per pair; once
+        it is freed, up to 2^18 pairs' worth of that memory (~27 MB) is kept for the next call,
+        which then need not fault fresh memory in (one ``prepare`` per MD step)."""
         return self._core.prepare(*batch, n_threads=self.n_threads)
 
     def forward_prepared(self, prepared: _core.PreparedBatch) -> NDArray[np.float64]:
