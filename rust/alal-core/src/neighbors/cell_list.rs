@@ -93,17 +93,24 @@ where
 }
 
 /// Consecutive ranges of atoms searched as one task each: all atoms on one thread or for small
-/// structures, otherwise about eight ranges per thread, of at most `max_chunk` atoms.
+/// structures, otherwise about eight ranges per thread, of at most `max_chunk` atoms, and the
+/// last `threads` ranges' worth of atoms in ranges a quarter of that size.
+///
+/// The threads take the ranges in order, so the last range to finish starts at most one range
+/// before the end: smaller ranges there let the threads finish closer together (32000 atoms at
+/// 5 Å on 2 threads: the second thread finished 155–200 µs after the first, 40–60 µs with the
+/// smaller last ranges).
 fn atom_ranges(n_atoms: usize, max_chunk: usize) -> Vec<std::ops::Range<usize>> {
     let threads = crate::threads::current_threads().max(1);
     if threads == 1 || n_atoms < 64 {
         return std::iter::once(0..n_atoms).collect();
     }
     let chunk = n_atoms.div_ceil(8 * threads).clamp(16, max_chunk.max(16));
-    (0..n_atoms)
-        .step_by(chunk)
-        .map(|a| a..(a + chunk).min(n_atoms))
-        .collect()
+    let small = (chunk / 4).max(16);
+    let tail = n_atoms.saturating_sub(threads * chunk);
+    let head = (0..tail).step_by(chunk).map(|a| a..(a + chunk).min(tail));
+    let last = (tail..n_atoms).step_by(small).map(|a| a..(a + small).min(n_atoms));
+    head.chain(last).collect()
 }
 
 /// Checks the input and sorts the atoms into bins; `None` when there is nothing to search (no
@@ -580,6 +587,34 @@ fn pairs_of_atom<const AVX2: bool>(
 mod tests {
     use super::super::bins::cubic_bins;
     use super::*;
+
+    /// The ranges cover every atom once, in order, none empty and none longer than the limit;
+    /// on several threads the last ones are smaller.
+    #[test]
+    fn atom_ranges_cover_the_atoms_in_order() {
+        for threads in [1, 2, 3, 8] {
+            crate::threads::with_threads(threads, || {
+                for n_atoms in [0, 1, 63, 64, 65, 100, 257, 1000, 4000, 32000, 32001] {
+                    for max_chunk in [256, usize::MAX] {
+                        let ranges = atom_ranges(n_atoms, max_chunk);
+                        let mut next = 0;
+                        for r in &ranges {
+                            assert_eq!(r.start, next, "{n_atoms} atoms, {threads} threads");
+                            assert!(r.end > r.start || n_atoms == 0);
+                            assert!(threads == 1 || r.len() <= max_chunk.max(16));
+                            next = r.end;
+                        }
+                        assert_eq!(next, n_atoms);
+                        if threads > 1 && n_atoms >= 4000 {
+                            let (first, last) = (&ranges[0], &ranges[ranges.len() - 1]);
+                            assert!(4 * last.len() <= first.len() + 3, "{ranges:?}");
+                        }
+                    }
+                }
+            })
+            .expect("threads");
+        }
+    }
 
     /// The AVX2 screening gives the same bits as the portable one, for every block of every
     /// length, the last ones reading into the padding.
