@@ -109,7 +109,9 @@ fn atom_ranges(n_atoms: usize, max_chunk: usize) -> Vec<std::ops::Range<usize>> 
     let small = (chunk / 4).max(16);
     let tail = n_atoms.saturating_sub(threads * chunk);
     let head = (0..tail).step_by(chunk).map(|a| a..(a + chunk).min(tail));
-    let last = (tail..n_atoms).step_by(small).map(|a| a..(a + small).min(n_atoms));
+    let last = (tail..n_atoms)
+        .step_by(small)
+        .map(|a| a..(a + small).min(n_atoms));
     head.chain(last).collect()
 }
 
