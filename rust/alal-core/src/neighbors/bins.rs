@@ -106,31 +106,17 @@ impl Bins {
             }
             (r, (o, w))
         };
-        type Wrapped = (Vec<[f64; 3]>, (Vec<[i64; 3]>, Vec<[f64; 3]>));
-        let (reduced, (offset, wrapped)): Wrapped = map_unzip(n_atoms, n_atoms, wrap_atom);
-        if let Some(k) = offset
-            .iter()
-            .position(|o| o.iter().any(|&x| x.unsigned_abs() > 500_000_000))
-        {
-            let o = offset[k].iter().map(|&x| x.abs()).max().unwrap_or(0) as f64;
-            return Err(invalid!(
-                "atom {k} is {o:e} cells away from the cell: positions too far out"
-            ));
-        }
-        // Extent of the binned region along each axis, in reduced units and in Å.
+        // Extent of the binned region along each axis, in reduced units and in Å: the cell along
+        // periodic axes, the atoms' extent along the others (whose rows are unit vectors).
         let mut lo = [0.0; 3];
         let mut span = [1.0; 3];
         let mut thickness = frame.plane_spacing;
-        for d in 0..3 {
-            if !periodic[d] {
-                let (mn, mx) = reduced
-                    .iter()
-                    .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), s| {
-                        (a.min(s[d]), b.max(s[d]))
-                    });
-                lo[d] = mn;
-                span[d] = mx - mn;
-                thickness[d] = mx - mn; // rows along non-periodic axes are unit vectors
+        if periodic.contains(&false) {
+            let (min, max) = reduced_extent(&points, &frame.inverse);
+            for d in (0..3).filter(|&d| !periodic[d]) {
+                lo[d] = min[d];
+                span[d] = max[d] - min[d];
+                thickness[d] = span[d];
             }
         }
         let mut n = [1usize; 3];
@@ -212,8 +198,27 @@ impl Bins {
             }
             (flat, within)
         };
-        let (bin_of, within): (Vec<usize>, Vec<[f64; 3]>) =
-            map_unzip(n_atoms, n_atoms, |k| locate(&reduced[k]));
+        // Wrapped and located in one pass over the atoms.
+        let bin_atom = |k: usize| {
+            let (r, (o, w)) = wrap_atom(k);
+            let (b, u) = locate(&r);
+            (r, (o, (w, (b, u))))
+        };
+        type Binned = (
+            Vec<[f64; 3]>,
+            (Vec<[i64; 3]>, (Vec<[f64; 3]>, (Vec<usize>, Vec<[f64; 3]>))),
+        );
+        let (reduced, (offset, (wrapped, (bin_of, within)))): Binned =
+            map_unzip(n_atoms, n_atoms, bin_atom);
+        if let Some(k) = offset
+            .iter()
+            .position(|o| o.iter().any(|&x| x.unsigned_abs() > 500_000_000))
+        {
+            let o = offset[k].iter().map(|&x| x.abs()).max().unwrap_or(0) as f64;
+            return Err(invalid!(
+                "atom {k} is {o:e} cells away from the cell: positions too far out"
+            ));
+        }
         // With a margin far above rounding: skipping a bin must never lose a pair. Infinite
         // along an axis without extent (its reach is 0 anyway).
         let cutoff_in_widths =
@@ -370,20 +375,146 @@ fn parallel(n_atoms: usize) -> bool {
     n_atoms >= PARALLEL_ATOMS && crate::threads::current_threads() > 1
 }
 
-/// `f(0), f(1), .., f(len - 1)` unzipped into two collections, on the threads when
-/// [`parallel`]`(n_atoms)` (in chunks of [`CHUNK`]), written in place without a prior fill.
-fn map_unzip<A, B, FromA, FromB, F>(len: usize, n_atoms: usize, f: F) -> (FromA, FromB)
-where
-    A: Send,
-    B: Send,
-    FromA: Default + Send + Extend<A> + ParallelExtend<A>,
-    FromB: Default + Send + Extend<B> + ParallelExtend<B>,
-    F: Fn(usize) -> (A, B) + Sync + Send,
-{
-    if parallel(n_atoms) {
-        (0..len).into_par_iter().with_min_len(CHUNK).map(f).unzip()
+/// Smallest and largest fractional coordinate of the atoms along each axis (unwrapped).
+fn reduced_extent(points: &[[f64; 3]], inverse: &[[f64; 3]; 3]) -> ([f64; 3], [f64; 3]) {
+    type Extent = ([f64; 3], [f64; 3]);
+    let empty = || ([f64::INFINITY; 3], [f64::NEG_INFINITY; 3]);
+    let add = |(mut min, mut max): Extent, p: &[f64; 3]| {
+        let s = row_times(*p, inverse);
+        for d in 0..3 {
+            min[d] = min[d].min(s[d]);
+            max[d] = max[d].max(s[d]);
+        }
+        (min, max)
+    };
+    let merge = |a: Extent, b: Extent| -> Extent {
+        (
+            std::array::from_fn(|d| a.0[d].min(b.0[d])),
+            std::array::from_fn(|d| a.1[d].max(b.1[d])),
+        )
+    };
+    if parallel(points.len()) {
+        points
+            .par_iter()
+            .with_min_len(CHUNK)
+            .fold(empty, add)
+            .reduce(empty, merge)
     } else {
-        (0..len).map(f).unzip()
+        points.iter().fold(empty(), add)
+    }
+}
+
+/// `f(0), f(1), .., f(len - 1)` written into the columns `C` (a vector, or a pair of columns,
+/// nested for more), on the threads when [`parallel`]`(n_atoms)` (in chunks of [`CHUNK`]).
+///
+/// Each row is written straight into its place in freshly reserved vectors: no prior fill, no
+/// per-row capacity check, no intermediate lists. (rayon's `unzip` cost 17 ns per atom for the
+/// wrapping pass on one thread, and about twice that per atom on each of two threads: the
+/// binning of 32000 atoms took 1.67 ms on one thread and 1.35 on two; 1.47–1.50 and 1.01–1.05
+/// ms this way, with the wrapping and locating passes fused.)
+fn map_unzip<C: Columns, F>(len: usize, n_atoms: usize, f: F) -> C
+where
+    F: Fn(usize) -> C::Row + Sync,
+{
+    let mut columns = C::with_capacity(len);
+    let to = columns.pointer();
+    let fill = |rows: std::ops::Range<usize>| {
+        for k in rows {
+            // SAFETY: `k < len`, within the capacity reserved above, and each row is written
+            // by exactly one task.
+            unsafe { C::write(to, k, f(k)) };
+        }
+    };
+    if parallel(n_atoms) {
+        (0..len.div_ceil(CHUNK))
+            .into_par_iter()
+            .for_each(|c| fill(c * CHUNK..((c + 1) * CHUNK).min(len)));
+    } else {
+        fill(0..len);
+    }
+    // SAFETY: every row `0..len` was written above (the parallel loop has joined).
+    unsafe { columns.assume_init(len) };
+    columns
+}
+
+/// The output of a per-atom pass: vectors filled in place by [`map_unzip`].
+trait Columns: Send + Sized {
+    /// One row: a value for each vector.
+    type Row: Send;
+    /// Where the rows go, shared by the tasks that write them.
+    type Pointer: Copy + Send + Sync;
+    fn with_capacity(len: usize) -> Self;
+    fn pointer(&mut self) -> Self::Pointer;
+    /// Write `row` at index `k`.
+    ///
+    /// # Safety
+    /// `k` within the capacity given to [`Columns::with_capacity`], and no other write to `k`.
+    unsafe fn write(to: Self::Pointer, k: usize, row: Self::Row);
+    /// Mark the first `len` rows as written.
+    ///
+    /// # Safety
+    /// All of them must have been written with [`Columns::write`].
+    unsafe fn assume_init(&mut self, len: usize);
+}
+
+/// A raw pointer that tasks writing disjoint elements may share.
+struct Shared<T>(*mut T);
+
+impl<T> Clone for Shared<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for Shared<T> {}
+
+// SAFETY: only used by `map_unzip`, whose tasks write disjoint elements.
+unsafe impl<T: Send> Send for Shared<T> {}
+unsafe impl<T: Send> Sync for Shared<T> {}
+
+impl<T: Send> Columns for Vec<T> {
+    type Row = T;
+    type Pointer = Shared<T>;
+    fn with_capacity(len: usize) -> Self {
+        Vec::with_capacity(len)
+    }
+    fn pointer(&mut self) -> Shared<T> {
+        Shared(self.as_mut_ptr())
+    }
+    #[inline(always)]
+    unsafe fn write(to: Shared<T>, k: usize, row: T) {
+        // SAFETY: guaranteed by the caller.
+        unsafe { to.0.add(k).write(row) }
+    }
+    unsafe fn assume_init(&mut self, len: usize) {
+        // SAFETY: guaranteed by the caller.
+        unsafe { self.set_len(len) }
+    }
+}
+
+impl<A: Columns, B: Columns> Columns for (A, B) {
+    type Row = (A::Row, B::Row);
+    type Pointer = (A::Pointer, B::Pointer);
+    fn with_capacity(len: usize) -> Self {
+        (A::with_capacity(len), B::with_capacity(len))
+    }
+    fn pointer(&mut self) -> Self::Pointer {
+        (self.0.pointer(), self.1.pointer())
+    }
+    #[inline(always)]
+    unsafe fn write(to: Self::Pointer, k: usize, row: Self::Row) {
+        // SAFETY: guaranteed by the caller.
+        unsafe {
+            A::write(to.0, k, row.0);
+            B::write(to.1, k, row.1);
+        }
+    }
+    unsafe fn assume_init(&mut self, len: usize) {
+        // SAFETY: guaranteed by the caller.
+        unsafe {
+            self.0.assume_init(len);
+            self.1.assume_init(len);
+        }
     }
 }
 
