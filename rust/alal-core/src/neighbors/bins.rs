@@ -1,5 +1,6 @@
 //! Atoms sorted into bins (cell lists): the search space of a neighbour list.
 
+use ndarray::ArrayView2;
 use rayon::prelude::*;
 
 use crate::cell::{row_times, Cell, Frame};
@@ -210,10 +211,8 @@ impl Bins {
         );
         let (reduced, (offset, (wrapped, (bin_of, within)))): Binned =
             map_unzip(n_atoms, n_atoms, bin_atom);
-        if let Some(k) = offset
-            .iter()
-            .position(|o| o.iter().any(|&x| x.unsigned_abs() > 500_000_000))
-        {
+        let far_out = |o: &[i64; 3]| o.iter().any(|&x| x.unsigned_abs() > 500_000_000);
+        if let Some(k) = first_where(&offset, far_out) {
             let o = offset[k].iter().map(|&x| x.abs()).max().unwrap_or(0) as f64;
             return Err(invalid!(
                 "atom {k} is {o:e} cells away from the cell: positions too far out"
@@ -373,6 +372,32 @@ const CHUNK: usize = 2048;
 /// Whether per-atom passes over `n_atoms` atoms are worth spreading over the threads.
 fn parallel(n_atoms: usize) -> bool {
     n_atoms >= PARALLEL_ATOMS && crate::threads::current_threads() > 1
+}
+
+/// The rows of `positions` (`(n_atoms, 3)`, Å), copied on the threads for large structures, and
+/// the first atom with a coordinate that is not finite, if any.
+pub(super) fn position_rows(positions: ArrayView2<'_, f64>) -> (Vec<[f64; 3]>, Option<usize>) {
+    debug_assert_eq!(positions.ncols(), 3);
+    let n_atoms = positions.nrows();
+    let points: Vec<[f64; 3]> = match positions.as_slice() {
+        Some(flat) => map_unzip(n_atoms, n_atoms, |k| {
+            [flat[3 * k], flat[3 * k + 1], flat[3 * k + 2]]
+        }),
+        None => map_unzip(n_atoms, n_atoms, |k| {
+            [positions[[k, 0]], positions[[k, 1]], positions[[k, 2]]]
+        }),
+    };
+    let not_finite = first_where(&points, |p| !p.iter().all(|x| x.is_finite()));
+    (points, not_finite)
+}
+
+/// Index of the first item for which `test` holds, searched on the threads for many items.
+fn first_where<T: Sync>(items: &[T], test: impl Fn(&T) -> bool + Sync + Send) -> Option<usize> {
+    if parallel(items.len()) {
+        items.par_iter().with_min_len(CHUNK).position_first(test)
+    } else {
+        items.iter().position(test)
+    }
 }
 
 /// Smallest and largest fractional coordinate of the atoms along each axis (unwrapped).

@@ -4,7 +4,7 @@ use ndarray::ArrayView2;
 use rayon::prelude::*;
 
 use super::all_pairs::AllPairs;
-use super::bins::{first_bits, neighbour_bin, Bins, SCREEN_LANES};
+use super::bins::{first_bits, neighbour_bin, position_rows, Bins, SCREEN_LANES};
 use super::output::{fill_in_order, Pair, Sink};
 use super::prefetch::Prefetcher;
 #[cfg_attr(not(target_arch = "x86_64"), allow(unused_imports))]
@@ -135,8 +135,8 @@ fn bin_atoms(
             u32::MAX
         ));
     }
-    let points: Vec<[f64; 3]> = positions.outer_iter().map(|r| [r[0], r[1], r[2]]).collect();
-    if let Some(k) = points.iter().position(|p| !p.iter().all(|x| x.is_finite())) {
+    let (points, not_finite) = position_rows(positions);
+    if let Some(k) = not_finite {
         return Err(invalid!(
             "position of atom {k} is not finite: {:?}",
             points[k]
