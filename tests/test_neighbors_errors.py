@@ -81,6 +81,16 @@ def test_non_finite_positions(call: Callable[[], Any]) -> None:
     expect_invalid(call, r"not finite")
 
 
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_non_finite_positions_of_a_large_structure_name_the_first_atom(n_threads: int) -> None:
+    # Over 8192 atoms the check runs on the threads: still the first bad atom is named.
+    positions = np.random.default_rng(0).uniform(0.0, 50.0, (20000, 3))
+    positions[15000, 0] = np.inf
+    positions[12345, 1] = np.nan
+    err = expect_invalid(lambda: nb.NeighborList(3.0, n_threads=n_threads).compute(positions, np.eye(3) * 50.0, True), r"not finite")
+    assert "atom 12345" in str(err), str(err)
+
+
 def test_non_finite_positions_in_a_batch_name_the_structure() -> None:
     bad = H2.copy()
     bad.positions[1, 2] = np.nan

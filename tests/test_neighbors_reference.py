@@ -456,6 +456,25 @@ def test_thread_count_on_a_large_system_matches_ase() -> None:
         assert_same_pairs(ours, ref, uniform(3.5), f"(n_threads={n_threads})")
 
 
+def test_large_system_with_open_axis_and_strided_positions_matches_ase() -> None:
+    # Over 8192 atoms: the binning runs its per-atom passes on the threads (copy of the positions,
+    # wrapping, extent along the open axis); positions that are not one contiguous block (a
+    # strided view, Fortran order) are read in place.
+    rng = np.random.default_rng(11)
+    cell = np.array([[30.0, 0.0, 0.0], [6.0, 28.0, 0.0], [-3.0, 4.0, 32.0]])
+    positions = rng.uniform(-0.3, 1.3, (8500, 3)) @ cell
+    pbc = (True, False, True)
+    ref = ase_primitive_neighbor_list("ijSDd", pbc, cell, positions, 2.5)
+    first = nb.primitive_neighbor_list("ijSDd", pbc, cell, positions, 2.5, n_threads=2)
+    assert_same_pairs(first, ref, uniform(2.5), "(n_threads=2)")
+    strided = np.repeat(positions, 2, axis=0)[::2]
+    for layout in (positions, strided, np.asfortranarray(positions)):
+        for n_threads in (1, 2):
+            ours = nb.primitive_neighbor_list("ijSDd", pbc, cell, layout, 2.5, n_threads=n_threads)
+            for x, y in zip(first, ours):
+                np.testing.assert_array_equal(x, y)
+
+
 @SETTINGS
 @given(data=st.data(), full_list=st.booleans(), self_interaction=st.booleans(), quantities=st.sampled_from(["ijSDd", "ij", "dD", "Sji"]))
 def test_neighbor_list_object_matches_function(
