@@ -643,6 +643,36 @@ pub(super) fn cubic_bins(points: Vec<[f64; 3]>, l: f64, pbc: [bool; 3], rc: f64)
 
 #[cfg(test)]
 mod tests {
+    /// Nested columns hold `f(k)` at every `k`, filled on one thread or in parallel chunks
+    /// (lengths around the chunk size and the parallel threshold).
+    #[test]
+    fn map_unzip_writes_every_row_in_place() {
+        for threads in [1, 2] {
+            crate::threads::with_threads(threads, || {
+                for len in [
+                    0,
+                    1,
+                    super::CHUNK - 1,
+                    super::CHUNK + 1,
+                    super::PARALLEL_ATOMS + 5,
+                    20_011,
+                ] {
+                    type Three = (Vec<u32>, (Vec<[f64; 3]>, Vec<i64>));
+                    let (a, (b, c)): Three = super::map_unzip(len, len, |k| {
+                        (k as u32 * 3, ([k as f64, 0.5, -(k as f64)], k as i64 - 7))
+                    });
+                    assert_eq!((a.len(), b.len(), c.len()), (len, len, len));
+                    for k in 0..len {
+                        assert_eq!(a[k], k as u32 * 3);
+                        assert_eq!(b[k], [k as f64, 0.5, -(k as f64)]);
+                        assert_eq!(c[k], k as i64 - 7);
+                    }
+                }
+            })
+            .expect("threads");
+        }
+    }
+
     /// The separable sums equal the direct sum over every bin of the box around each bin, for
     /// periodic and non-periodic axes, reaches beyond the number of bins included.
     #[test]
