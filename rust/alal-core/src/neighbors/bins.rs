@@ -435,8 +435,8 @@ fn reduced_extent(points: &[[f64; 3]], inverse: &[[f64; 3]; 3]) -> ([f64; 3], [f
 /// Each row is written straight into its place in freshly reserved vectors: no prior fill, no
 /// per-row capacity check, no intermediate lists. (rayon's `unzip` cost 17 ns per atom for the
 /// wrapping pass on one thread, and about twice that per atom on each of two threads: the
-/// binning of 32000 atoms took 1.67 ms on one thread and 1.35 on two; 1.47–1.50 and 1.01–1.05
-/// ms this way, with the wrapping and locating passes fused.)
+/// binning of 32000 atoms took 1.67 ms on one thread and 1.13–1.35 on two; 1.47–1.50 and
+/// 1.01–1.05 ms this way, with the wrapping and locating passes fused.)
 fn map_unzip<C: Columns, F>(len: usize, n_atoms: usize, f: F) -> C
 where
     F: Fn(usize) -> C::Row + Sync,
