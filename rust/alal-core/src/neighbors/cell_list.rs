@@ -375,7 +375,16 @@ fn keep_pair(
     // limit, where the square root settles it.
     let limit2 = limit * limit;
     if d2 < limit2 * (1.0 - 1e-14) || (d2 < limit2 * (1.0 + 1e-14) && d2.sqrt() < limit) {
-        found.push(Pair { j, s, v, d: d2 });
+        // Built from scalars: moving the arrays whole made the compiler copy them through the
+        // stack, 16-byte loads of 8-byte stores that cannot be forwarded, a stall on every pair.
+        let (s0, s1, s2) = (s[0], s[1], s[2]);
+        let (v0, v1, v2) = (v[0], v[1], v[2]);
+        found.push(Pair {
+            j,
+            s: [s0, s1, s2],
+            v: [v0, v1, v2],
+            d: d2,
+        });
     }
 }
 
