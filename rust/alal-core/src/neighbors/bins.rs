@@ -56,6 +56,8 @@ pub(super) struct Bins {
     pub(super) fractional: Vec<[f64; 3]>,
     /// The user's positions, by atom and in bin order, Å.
     pub(super) points: Vec<[f64; 3]>,
+    /// Followed by `SCREEN_LANES` slots of zeros, as is `sorted_offset`: a whole vector can be
+    /// read at the slot of any atom.
     pub(super) sorted_points: Vec<[f64; 3]>,
     /// `offset` in bin order.
     pub(super) sorted_offset: Vec<[i32; 3]>,
@@ -259,10 +261,8 @@ impl Bins {
             (Vec<f64>, (Vec<f64>, (Vec<[f64; 3]>, Vec<[i32; 3]>))),
         );
         let slots = n_atoms + SCREEN_LANES;
-        let (xs, (ys, (zs, (mut sorted_points, mut sorted_offset)))): Gathered =
+        let (xs, (ys, (zs, (sorted_points, sorted_offset)))): Gathered =
             map_unzip(slots, n_atoms, gather_slot);
-        sorted_points.truncate(n_atoms);
-        sorted_offset.truncate(n_atoms);
         let local_candidates = local_counts(&start, n, reach, periodic, n_atoms);
         let search_volume = images * region / n_bins as f64;
         let sphere_fraction = if search_volume > 0.0 {

@@ -5,6 +5,8 @@ use rayon::prelude::*;
 
 use super::all_pairs::AllPairs;
 use super::bins::{first_bits, neighbour_bin, position_rows, Bins, SCREEN_LANES};
+#[cfg(target_arch = "x86_64")]
+use super::hits_avx2::{AtomLanes, Hits};
 use super::output::{fill_in_order, Pair, Sink};
 use super::prefetch::Prefetcher;
 #[cfg_attr(not(target_arch = "x86_64"), allow(unused_imports))]
@@ -231,6 +233,52 @@ unsafe fn screen_block_avx2(
     first_bits(mask, len)
 }
 
+/// Whether the options keep the pair `(i, j, S)` at all (the self pair, half lists).
+#[inline(always)]
+pub(super) fn wanted(options: &Options, i: usize, j: usize, s: [i64; 3]) -> bool {
+    if i == j && s == [0, 0, 0] && !options.self_interaction {
+        return false;
+    }
+    options.full_list || in_half_list(i, j, s)
+}
+
+/// The cutoff of one pair, with the bounds on d² that decide it.
+#[derive(Clone, Copy)]
+pub(super) struct Limit {
+    /// d² below this: within.
+    inner2: f64,
+    /// d² at or above this: beyond.
+    outer2: f64,
+    /// Between the two, `d < cutoff` on the rounded distance.
+    cutoff: f64,
+}
+
+impl Limit {
+    pub(super) fn new(cutoff: f64) -> Self {
+        let limit2 = cutoff * cutoff;
+        Limit {
+            inner2: limit2 * (1.0 - 1e-14),
+            outer2: limit2 * (1.0 + 1e-14),
+            cutoff,
+        }
+    }
+
+    #[inline(always)]
+    fn of_pair(search: &Search<'_>, i: usize, j: usize) -> Self {
+        match search.cutoff {
+            Cutoff::Uniform(_) => Limit::new(search.max_cutoff),
+            rule => Limit::new(rule.pair(i, j)),
+        }
+    }
+
+    /// `d < cutoff` on the rounded distance, decided from d² except within a few ulp of the
+    /// cutoff, where the square root settles it.
+    #[inline(always)]
+    pub(super) fn holds(&self, d2: f64) -> bool {
+        d2 < self.inner2 || (d2 < self.outer2 && d2.sqrt() < self.cutoff)
+    }
+}
+
 /// Whether a half list keeps the pair `(i, j, S)` rather than its mirror `(j, i, -S)`.
 #[inline(always)]
 fn in_half_list(i: usize, j: usize, s: [i64; 3]) -> bool {
@@ -316,6 +364,8 @@ fn fill_range_impl<const AVX2: bool, S: Sink>(
         found: Vec::new(),
         order: Vec::new(),
         keys: SmallKeys::new(),
+        #[cfg(target_arch = "x86_64")]
+        hits: Hits::default(),
     };
     if let Some(all) = search.all_pairs {
         for i in atoms {
@@ -349,11 +399,7 @@ fn keep_pair(
     s: [i64; 3],
     found: &mut Vec<Pair>,
 ) {
-    let options = search.options;
-    if i == j && s == [0, 0, 0] && !options.self_interaction {
-        return;
-    }
-    if !options.full_list && !in_half_list(i, j, s) {
+    if !wanted(search.options, i, j, s) {
         return;
     }
     // Exact vector as ASE defines it, D = r[j] − r[i] + S·cell: antisymmetric under
@@ -367,14 +413,7 @@ fn keep_pair(
         }
     }
     let d2 = v[0] * v[0] + v[1] * v[1] + v[2] * v[2];
-    let limit = match search.cutoff {
-        Cutoff::Uniform(_) => search.max_cutoff,
-        rule => rule.pair(i, j),
-    };
-    // `d < limit` on the rounded distance, decided from d² except within a few ulp of the
-    // limit, where the square root settles it.
-    let limit2 = limit * limit;
-    if d2 < limit2 * (1.0 - 1e-14) || (d2 < limit2 * (1.0 + 1e-14) && d2.sqrt() < limit) {
+    if Limit::of_pair(search, i, j).holds(d2) {
         // Built from scalars: moving the arrays whole made the compiler copy them through the
         // stack, 16-byte loads of 8-byte stores that cannot be forwarded, a stall on every pair.
         let (s0, s1, s2) = (s[0], s[1], s[2]);
@@ -450,32 +489,18 @@ struct Scratch {
     order: Vec<u64>,
     /// 32-bit sort keys `j | index`, sorted with AVX2.
     keys: SmallKeys,
+    /// The screening's hits of the current atom (AVX2).
+    #[cfg(target_arch = "x86_64")]
+    hits: Hits,
 }
 
+/// The runs of slots that the search of atom `i` visits, in order: `visit(image, base, a, b)`
+/// for the slots `a..b`, of lattice image `image` (`base`: the image's shift minus `i`'s wrapped
+/// position, Å).
 #[inline(always)]
-#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
-fn pairs_of_atom<const AVX2: bool>(
-    i: usize,
-    search: &Search<'_>,
-    scratch: &mut Scratch,
-    out: &mut impl Sink,
-) {
-    let Search {
-        options,
-        bins,
-        max_cutoff,
-        sorted,
-        small_keys,
-        ..
-    } = *search;
-    let Scratch { found, order, keys } = scratch;
-    found.clear();
+fn for_each_run(bins: &Bins, i: usize, mut visit: impl FnMut([i64; 3], [f64; 3], usize, usize)) {
     let home = bins.unflatten(bins.bin_of[i]);
     let xi = bins.wrapped[i];
-    let oi = bins.offset[i];
-    // Screening on wrapped positions, with a margin for their rounding; the exact test follows.
-    let screen2 = max_cutoff * max_cutoff * (1.0 + 1e-8);
-    let ri = bins.points[i];
     // Only the bins that can hold a neighbour (fewer than `reach` on a side when the bins are
     // much thicker than the cutoff, as in small cells).
     let (below, above) = bins.needed(i);
@@ -515,34 +540,92 @@ fn pairs_of_atom<const AVX2: bool>(
                 }
                 let base = [shift[0] - xi[0], shift[1] - xi[1], shift[2] - xi[2]];
                 let (a, b) = (bins.start[column + c0], bins.start[column + c1 + 1]);
-                // Screen a block of slots first (a tight loop the compiler vectorises into a
-                // bit mask), then visit the few hits.
-                let mut block = a;
-                while block < b {
-                    let end = (block + DIST_BLOCK).min(b);
-                    let mut hits = if AVX2 {
-                        // SAFETY: `AVX2` is only set on the path that checked for AVX2.
-                        unsafe { screen_block_avx2(bins, block, end - block, base, screen2) }
-                    } else {
-                        screen_block(bins, block, end - block, base, screen2)
-                    };
-                    while hits != 0 {
-                        let k = hits.trailing_zeros() as usize;
-                        hits &= hits - 1;
-                        let slot = block + k;
-                        let j = bins.order[slot] as usize;
-                        let oj = bins.sorted_offset[slot];
-                        let s = [
-                            image[0] + oi[0] - oj[0] as i64,
-                            image[1] + oi[1] - oj[1] as i64,
-                            image[2] + oi[2] - oj[2] as i64,
-                        ];
-                        keep_pair(search, i, ri, j, bins.sorted_points[slot], s, found);
-                    }
-                    block = end;
+                if a < b {
+                    visit(image, base, a, b);
                 }
             }
         }
+    }
+}
+
+#[inline(always)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
+fn pairs_of_atom<const AVX2: bool>(
+    i: usize,
+    search: &Search<'_>,
+    scratch: &mut Scratch,
+    out: &mut impl Sink,
+) {
+    let Search {
+        options,
+        bins,
+        max_cutoff,
+        sorted,
+        small_keys,
+        ..
+    } = *search;
+    let Scratch {
+        found,
+        order,
+        keys,
+        #[cfg(target_arch = "x86_64")]
+        hits,
+    } = scratch;
+    found.clear();
+    let oi = bins.offset[i];
+    // Screening on wrapped positions, with a margin for their rounding; the exact test follows.
+    let screen2 = max_cutoff * max_cutoff * (1.0 + 1e-8);
+    // With AVX2: all hits first, then all pairs (see `hits_avx2`).
+    #[cfg(target_arch = "x86_64")]
+    let packed = AVX2 && {
+        hits.clear();
+        for_each_run(bins, i, |image, base, a, b| {
+            // SAFETY: `AVX2` is only set on the path that checked for AVX2; the coordinates
+            // are padded at infinity past the last slot.
+            let offset = [image[0] + oi[0], image[1] + oi[1], image[2] + oi[2]];
+            unsafe { hits.screen_run(bins, a..b, base, offset, screen2) }
+        });
+        !hits.too_far()
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let packed = false;
+    if packed {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: AVX2 is available (`packed`), and the hits come from `screen_run` on these
+        // bins, none too far.
+        unsafe {
+            AtomLanes::new(bins, i, search.cutoff, max_cutoff, options).keep(bins, hits, found)
+        };
+    } else {
+        let ri = bins.points[i];
+        for_each_run(bins, i, |image, base, a, b| {
+            // Screen a block of slots first (a tight loop the compiler vectorises into a bit
+            // mask), then visit the few hits.
+            let mut block = a;
+            while block < b {
+                let end = (block + DIST_BLOCK).min(b);
+                let mut hits = if AVX2 {
+                    // SAFETY: `AVX2` is only set on the path that checked for AVX2.
+                    unsafe { screen_block_avx2(bins, block, end - block, base, screen2) }
+                } else {
+                    screen_block(bins, block, end - block, base, screen2)
+                };
+                while hits != 0 {
+                    let k = hits.trailing_zeros() as usize;
+                    hits &= hits - 1;
+                    let slot = block + k;
+                    let j = bins.order[slot] as usize;
+                    let oj = bins.sorted_offset[slot];
+                    let s = [
+                        image[0] + oi[0] - oj[0] as i64,
+                        image[1] + oi[1] - oj[1] as i64,
+                        image[2] + oi[2] - oj[2] as i64,
+                    ];
+                    keep_pair(search, i, ri, j, bins.sorted_points[slot], s, found);
+                }
+                block = end;
+            }
+        });
     }
     let q = options.quantities;
     finish_distances(found, q);
@@ -706,6 +789,93 @@ mod tests {
             }
         }
         assert!(compared > 1000, "only {compared} pairs compared");
+    }
+
+    /// The AVX2 search (hits packed first, pairs made with vector arithmetic) and the portable
+    /// one give the same pairs in the same order, bit for bit: triclinic cells, mixed
+    /// periodicity, atoms outside the cell, cells smaller than the cutoff (many images), every
+    /// cutoff rule, full and half lists, with and without the self pair, sorted or not.
+    #[test]
+    fn vector_and_portable_searches_agree() {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if !std::arch::is_x86_feature_detected!("avx2") {
+                return;
+            }
+            let mut uniform = crate::uniform_numbers(17);
+            let mut compared = 0;
+            for case in 0..48 {
+                let n = 1 + (uniform() * 150.0) as usize;
+                let l = [3.0, 9.0, 16.0][case % 3] + 2.0 * uniform();
+                let skew = if case % 2 == 0 { 0.0 } else { 0.4 * l };
+                let matrix = [
+                    [l, 0.0, 0.0],
+                    [skew * uniform(), l, 0.0],
+                    [skew * uniform(), skew * uniform(), l],
+                ];
+                let pbc = [case % 5 != 1, case % 7 != 2, case % 4 != 3];
+                let cell = Cell::new(matrix, pbc).expect("cell");
+                let frame = cell.frame().expect("frame");
+                let points: Vec<[f64; 3]> = (0..n)
+                    .map(|_| [0; 3].map(|_| 1.6 * l * uniform() - 0.3 * l))
+                    .collect();
+                let rc = 1.5 + 3.0 * uniform();
+                let cutoff = match case % 3 {
+                    0 => Cutoff::Uniform(rc),
+                    1 => Cutoff::Radii((0..n).map(|_| 0.5 * rc * (0.5 + uniform())).collect()),
+                    _ => Cutoff::SpeciesPairs {
+                        species: (0..n).map(|k| k % 2).collect(),
+                        n_species: 2,
+                        table: vec![rc, 0.8 * rc, 0.8 * rc, 0.0],
+                    },
+                };
+                let max_cutoff = cutoff.max();
+                let bins = Bins::new(points.clone(), &cell, &frame, max_cutoff).expect("bins");
+                for (full_list, sorted) in [(true, true), (false, true), (true, false)] {
+                    let options = Options {
+                        full_list,
+                        self_interaction: case % 4 == 0,
+                        ..Options::default()
+                    };
+                    let search = Search {
+                        all_pairs: None,
+                        ..Search::new(&cutoff, &options, &bins, max_cutoff, sorted, None)
+                    };
+                    let (mut vector, mut portable) = (PairList::default(), PairList::default());
+                    // SAFETY: AVX2 is available (checked above).
+                    unsafe { fill_range_avx2(0..n, &search, &mut vector) };
+                    fill_range_impl::<false, _>(0..n, &search, &mut portable);
+                    assert_eq!(
+                        vector, portable,
+                        "case {case}, full {full_list}, sorted {sorted}"
+                    );
+                    compared += vector.len();
+                }
+            }
+            assert!(compared > 10000, "only {compared} pairs compared");
+        }
+    }
+
+    /// A run whose integer offset could overflow the vector path's 32-bit shifts sends the atom
+    /// to the portable path.
+    #[test]
+    fn runs_too_far_out_are_left_to_the_portable_path() {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if !std::arch::is_x86_feature_detected!("avx2") {
+                return;
+            }
+            let (_, bins) = cubic_bins(vec![[1.0, 1.0, 1.0], [2.0, 1.0, 1.0]], 9.0, [true; 3], 3.0);
+            let mut hits = Hits::default();
+            // SAFETY: AVX2 is available; slots 0..2 are the atoms'.
+            unsafe { hits.screen_run(&bins, 0..2, [-1.0; 3], [0; 3], 9.0) };
+            assert!(!hits.too_far());
+            // SAFETY: as above.
+            unsafe { hits.screen_run(&bins, 0..2, [-1.0; 3], [2_000_000_000, 0, 0], 9.0) };
+            assert!(hits.too_far());
+            hits.clear();
+            assert!(!hits.too_far());
+        }
     }
 
     /// Sparse systems with many bins (few neighbours per atom: a gas, a bond-length cutoff in a

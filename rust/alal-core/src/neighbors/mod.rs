@@ -11,6 +11,7 @@ mod all_pairs;
 mod bins;
 mod cell_list;
 mod cutoff;
+mod hits_avx2;
 mod output;
 mod prefetch;
 mod small_sort;

@@ -20,10 +20,14 @@ use crate::error::{Error, Result};
 
 /// A pair `(i, j, S)` found for the current atom `i`: its partner `j`, lattice shift `s`, vector
 /// `v` (Å) and distance `d` (Å; the squared distance while searching).
+///
+/// Laid out as the AVX2 search writes it: `s` and `j` in the first 32 bytes, `v` and `d` in the
+/// second.
 #[derive(Debug, Clone, Copy)]
+#[repr(C, align(32))]
 pub(crate) struct Pair {
-    pub(crate) j: usize,
     pub(crate) s: [i64; 3],
+    pub(crate) j: usize,
     pub(crate) v: [f64; 3],
     pub(crate) d: f64,
 }
