@@ -1,10 +1,12 @@
 //! Sorting up to 128 `u32` keys with AVX2 sorting networks: an atom's neighbours by index.
 //!
 //! A comparison sort of the ~30–80 pairs of one atom costs ~10 ns per key (mostly mispredicted
-//! branches), a third of a whole neighbour list. Here the keys sit in 8 or 16 vector registers of
-//! 8 lanes and are sorted without a branch: an 8-input sorting network across the registers sorts
-//! each lane's column, a transpose turns the columns into sorted registers, and bitonic merges join
-//! the registers (min/max between registers, then within each register in three shuffles).
+//! branches), a third of a whole neighbour list. Here the keys sit in 1 to 16 vector registers of
+//! 8 lanes (as few as hold them) and are sorted without a branch: with 8 or 16 registers an
+//! 8-input sorting network across the registers sorts each lane's column and a transpose turns the
+//! columns into sorted registers; fewer registers are each sorted on their own; bitonic merges
+//! then join the registers (min/max between registers, then within each register in three
+//! shuffles).
 
 // Without AVX2 (other architectures) the neighbour search keeps its comparison sort.
 #![cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
@@ -61,29 +63,40 @@ impl SmallKeys {
         }
         // SAFETY: AVX2 is guaranteed by the caller.
         unsafe {
-            if self.len <= 64 {
-                sort_registers::<8>(&mut self.buf);
-            } else {
-                sort_registers::<16>(&mut self.buf);
+            match self.len {
+                0..=8 => sort_registers::<1>(&mut self.buf),
+                9..=16 => sort_registers::<2>(&mut self.buf),
+                17..=32 => sort_registers::<4>(&mut self.buf),
+                33..=64 => sort_registers::<8>(&mut self.buf),
+                _ => sort_registers::<16>(&mut self.buf),
             }
         }
     }
 }
 
-/// Sort the first `8 * R` keys of `buf` (`R` = 8 or 16).
+/// Sort the first `8 * R` keys of `buf` (`R` a power of 2 up to 16).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 #[inline]
 unsafe fn sort_registers<const R: usize>(buf: &mut [u32; MAX_KEYS]) {
-    debug_assert!(R == 8 || R == 16);
+    debug_assert!(R.is_power_of_two() && 8 * R <= MAX_KEYS);
     let mut v = [_mm256_setzero_si256(); R];
     for (k, r) in v.iter_mut().enumerate() {
         // SAFETY: 8 * R <= MAX_KEYS keys, read 8 at a time from within `buf`.
         *r = unsafe { _mm256_loadu_si256(buf.as_ptr().add(8 * k) as *const __m256i) };
     }
-    for group in v.chunks_exact_mut(8) {
-        sort_columns(group);
-        transpose(group);
+    if R >= 8 {
+        // Eight registers at a time: their columns, then the columns turned into registers.
+        for group in v.chunks_exact_mut(8) {
+            sort_columns(group);
+            transpose(group);
+        }
+    } else {
+        // Fewer keys: each register on its own (a third of the work of eight registers for
+        // the ~10 neighbours of a sparse system, half for ~30).
+        for r in v.iter_mut() {
+            *r = sort_lanes(*r);
+        }
     }
     // Sorted runs of `w` registers, merged pairwise.
     let mut w = 1;
@@ -144,6 +157,26 @@ fn sort_columns(v: &mut [__m256i]) {
     for (a, b) in NETWORK {
         exchange(v, a, b);
     }
+}
+
+/// The 8 lanes of one register sorted: sorted pairs, then sorted halves (the first ascending,
+/// the second descending: a bitonic sequence), merged.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+fn sort_lanes(x: __m256i) -> __m256i {
+    // Lanes 1 apart: pairs ascending, descending, ascending, descending (the larger key to
+    // lanes 1, 2, 5, 6).
+    let s = _mm256_shuffle_epi32::<0xB1>(x);
+    let x = _mm256_blend_epi32::<0x66>(_mm256_min_epu32(x, s), _mm256_max_epu32(x, s));
+    // The first half ascending, the second descending: lanes 2 apart, then 1 apart.
+    let s = _mm256_shuffle_epi32::<0x4E>(x);
+    let x = _mm256_blend_epi32::<0x3C>(_mm256_min_epu32(x, s), _mm256_max_epu32(x, s));
+    let s = _mm256_shuffle_epi32::<0xB1>(x);
+    let x = _mm256_blend_epi32::<0x5A>(_mm256_min_epu32(x, s), _mm256_max_epu32(x, s));
+    let mut v = [x];
+    bitonic_merge(&mut v);
+    v[0]
 }
 
 /// Transpose 8 registers of 8 lanes (an 8 × 8 matrix): column `c` becomes register `c`.
@@ -290,6 +323,19 @@ mod tests {
                     "{bits:08b} lane {lane}"
                 );
             }
+        }
+        // One register sorted on its own: every input of zeros and ones.
+        for bits in 0u32..256 {
+            let keys: [u32; 8] = std::array::from_fn(|k| (bits >> k) & 1);
+            let mut out = [0u32; 8];
+            // SAFETY: AVX2 checked above; `keys` and `out` hold 8 lanes.
+            unsafe {
+                let r = sort_lanes(_mm256_loadu_si256(keys.as_ptr() as *const __m256i));
+                _mm256_storeu_si256(out.as_mut_ptr() as *mut __m256i, r);
+            }
+            let mut want = keys;
+            want.sort_unstable();
+            assert_eq!(out, want, "{bits:08b}");
         }
         let up: Vec<u32> = (0..128).collect();
         let down: Vec<u32> = (0..128).rev().collect();
