@@ -64,28 +64,73 @@ impl SmallKeys {
         // SAFETY: AVX2 is guaranteed by the caller.
         unsafe {
             match self.len {
-                0..=8 => sort_registers::<1>(&mut self.buf),
-                9..=16 => sort_registers::<2>(&mut self.buf),
-                17..=32 => sort_registers::<4>(&mut self.buf),
-                33..=64 => sort_registers::<8>(&mut self.buf),
-                _ => sort_registers::<16>(&mut self.buf),
+                0..=8 => sort_registers::<1, 0>(&mut self.buf),
+                9..=16 => sort_registers::<2, 0>(&mut self.buf),
+                17..=24 => sort_registers::<2, 1>(&mut self.buf),
+                25..=32 => sort_registers::<4, 0>(&mut self.buf),
+                33..=40 => sort_registers::<4, 1>(&mut self.buf),
+                41..=48 => sort_registers::<4, 2>(&mut self.buf),
+                49..=64 => sort_registers::<8, 0>(&mut self.buf),
+                65..=72 => sort_registers::<8, 1>(&mut self.buf),
+                73..=80 => sort_registers::<8, 2>(&mut self.buf),
+                81..=96 => sort_registers::<8, 4>(&mut self.buf),
+                _ => sort_registers::<16, 0>(&mut self.buf),
             }
         }
     }
 }
 
-/// Sort the first `8 * R` keys of `buf` (`R` a power of 2 up to 16).
+/// Sort the first `8 * (A + B)` keys of `buf`: a sorted run of `A` registers and one of `B`
+/// (`A`, `B` powers of 2, `B < A`, or `B = 0`), merged.
+///
+/// The merge is the first step of a bitonic merge of `2 A` registers, with the `B` run reversed
+/// at the end and the `A - B` registers between them all padding (`u32::MAX`): the lower `A`
+/// registers get the smaller keys, the upper ones the larger, every key of the lower below every
+/// key of the upper, and both halves are bitonic. The upper half's padding registers need no
+/// work, so only its last `B` registers are merged.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 #[inline]
-unsafe fn sort_registers<const R: usize>(buf: &mut [u32; MAX_KEYS]) {
-    debug_assert!(R.is_power_of_two() && 8 * R <= MAX_KEYS);
-    let mut v = [_mm256_setzero_si256(); R];
-    for (k, r) in v.iter_mut().enumerate() {
-        // SAFETY: 8 * R <= MAX_KEYS keys, read 8 at a time from within `buf`.
+unsafe fn sort_registers<const A: usize, const B: usize>(buf: &mut [u32; MAX_KEYS]) {
+    debug_assert!(A.is_power_of_two() && (B == 0 || (B.is_power_of_two() && B < A)));
+    debug_assert!(8 * (A + B) <= MAX_KEYS);
+    let mut v = [_mm256_setzero_si256(); 16];
+    for (k, r) in v[..A + B].iter_mut().enumerate() {
+        // SAFETY: 8 * (A + B) <= MAX_KEYS keys, read 8 at a time from within `buf`.
         *r = unsafe { _mm256_loadu_si256(buf.as_ptr().add(8 * k) as *const __m256i) };
     }
-    if R >= 8 {
+    sort_run(&mut v[..A]);
+    if B > 0 {
+        sort_run(&mut v[A..A + B]);
+        // Register A - B + t of the first run against register t of the reversed second one.
+        let upper: [__m256i; 8] = std::array::from_fn(|t| {
+            if t < B {
+                _mm256_max_epu32(v[A - B + t], reverse_lanes(v[A + B - 1 - t]))
+            } else {
+                _mm256_setzero_si256()
+            }
+        });
+        for t in 0..B {
+            let partner = reverse_lanes(v[A + B - 1 - t]);
+            v[A - B + t] = _mm256_min_epu32(v[A - B + t], partner);
+        }
+        v[A..A + B].copy_from_slice(&upper[..B]);
+        bitonic_merge(&mut v[..A]);
+        bitonic_merge(&mut v[A..A + B]);
+    }
+    for (k, r) in v[..A + B].iter().enumerate() {
+        // SAFETY: as for the loads.
+        unsafe { _mm256_storeu_si256(buf.as_mut_ptr().add(8 * k) as *mut __m256i, *r) };
+    }
+}
+
+/// Sort the keys of `v` (a power-of-2 number of registers, at most 16) in place.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+fn sort_run(v: &mut [__m256i]) {
+    let r = v.len();
+    if r >= 8 {
         // Eight registers at a time: their columns, then the columns turned into registers.
         for group in v.chunks_exact_mut(8) {
             sort_columns(group);
@@ -94,27 +139,23 @@ unsafe fn sort_registers<const R: usize>(buf: &mut [u32; MAX_KEYS]) {
     } else {
         // Fewer keys: each register on its own (a third of the work of eight registers for
         // the ~10 neighbours of a sparse system, half for ~30).
-        for r in v.iter_mut() {
-            *r = sort_lanes(*r);
+        for x in v.iter_mut() {
+            *x = sort_lanes(*x);
         }
     }
     // Sorted runs of `w` registers, merged pairwise.
     let mut w = 1;
-    while w < R {
+    while w < r {
         for run in v.chunks_exact_mut(2 * w) {
             // A sorted run followed by a reversed sorted run is bitonic.
             let second = &mut run[w..];
             second.reverse();
-            for r in second.iter_mut() {
-                *r = reverse_lanes(*r);
+            for x in second.iter_mut() {
+                *x = reverse_lanes(*x);
             }
             bitonic_merge(run);
         }
         w *= 2;
-    }
-    for (k, r) in v.iter().enumerate() {
-        // SAFETY: as for the loads.
-        unsafe { _mm256_storeu_si256(buf.as_mut_ptr().add(8 * k) as *mut __m256i, *r) };
     }
 }
 
@@ -285,6 +326,14 @@ mod tests {
                 let mut want = keys.clone();
                 want.sort_unstable();
                 assert_eq!(sorted_by_network(&keys), want, "n = {n}, round {round}");
+            }
+            // Ascending, descending, and the last keys smallest (the second run of a split
+            // entirely below the first).
+            let up: Vec<u32> = (0..n as u32).collect();
+            let down: Vec<u32> = up.iter().rev().copied().collect();
+            let rotated: Vec<u32> = (0..n as u32).map(|k| (k + n as u32 / 2) % n as u32).collect();
+            for keys in [&up, &down, &rotated] {
+                assert_eq!(sorted_by_network(keys), up, "n = {n}: {keys:?}");
             }
         }
     }
