@@ -32,7 +32,7 @@ pub fn neighbor_list(
         return Ok(PairList::default());
     };
     let n_atoms = positions.nrows();
-    let all_pairs = AllPairs::for_bins(&bins, options.full_list, true);
+    let all_pairs = AllPairs::for_bins(&bins, options.full_list);
     let search = Search::new(cutoff, options, &bins, max_cutoff, true, all_pairs.as_ref());
     // Small ranges, so that each one's pairs stay in cache until they are copied to the output.
     let ranges = atom_ranges(n_atoms, 256);
@@ -72,7 +72,7 @@ where
     let Some((bins, max_cutoff)) = bin_atoms(positions, cell, cutoff)? else {
         return Ok(Vec::new());
     };
-    let all_pairs = AllPairs::for_bins(&bins, options.full_list, sorted);
+    let all_pairs = AllPairs::for_bins(&bins, options.full_list);
     let search = Search::new(
         cutoff,
         options,
@@ -771,7 +771,7 @@ mod tests {
             let rc = 1.0 + 2.5 * uniform();
             let bins = Bins::new(points.clone(), &cell, &frame, rc).expect("bins");
             for full_list in [true, false] {
-                let Some(all) = AllPairs::for_bins(&bins, full_list, true) else {
+                let Some(all) = AllPairs::for_bins(&bins, full_list) else {
                     continue;
                 };
                 let options = Options {
@@ -896,7 +896,7 @@ mod tests {
                 "{n} atoms at {rc} Å: {estimate} candidates per atom estimated, {mean} expected"
             );
             for full_list in [true, false] {
-                assert!(AllPairs::for_bins(&bins, full_list, true).is_none());
+                assert!(AllPairs::for_bins(&bins, full_list).is_none());
             }
         }
     }
@@ -958,7 +958,7 @@ mod tests {
             let cell = Cell::new(matrix, [true, true, false]).expect("cell");
             let frame = cell.frame().expect("frame");
             let bins = Bins::new(points.clone(), &cell, &frame, 4.0).expect("bins");
-            let all = AllPairs::for_bins(&bins, false, true).expect("all pairs apply");
+            let all = AllPairs::for_bins(&bins, false).expect("all pairs apply");
             let mut hits = 0;
             for i in 0..points.len() {
                 for start in 0..points.len() {

@@ -331,7 +331,9 @@ mod tests {
             // entirely below the first).
             let up: Vec<u32> = (0..n as u32).collect();
             let down: Vec<u32> = up.iter().rev().copied().collect();
-            let rotated: Vec<u32> = (0..n as u32).map(|k| (k + n as u32 / 2) % n as u32).collect();
+            let rotated: Vec<u32> = (0..n as u32)
+                .map(|k| (k + n as u32 / 2) % n as u32)
+                .collect();
             for keys in [&up, &down, &rotated] {
                 assert_eq!(sorted_by_network(keys), up, "n = {n}: {keys:?}");
             }
