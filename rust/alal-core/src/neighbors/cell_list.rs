@@ -361,29 +361,51 @@ fn fill_range_impl<const AVX2: bool, S: Sink>(
     out: &mut S,
 ) {
     let mut scratch = Scratch {
-        found: Vec::new(),
         order: Vec::new(),
         keys: SmallKeys::new(),
         #[cfg(target_arch = "x86_64")]
         hits: Hits::default(),
     };
     if let Some(all) = search.all_pairs {
+        let mut found = Vec::new();
         for i in atoms {
-            pairs_of_atom_all::<AVX2>(i, search, all, &mut scratch.found, out);
+            pairs_of_atom_all::<AVX2>(i, search, all, &mut found, out);
         }
         return;
     }
+    // Counting first: every atom's pairs are found before any goes out, in one buffer for the
+    // range (sized from the estimate, so that it rarely grows).
+    let mut found = if S::COUNT_FIRST {
+        Vec::with_capacity(search.bins.capacity_for(atoms.clone()))
+    } else {
+        Vec::new()
+    };
+    let mut starts = Vec::with_capacity(if S::COUNT_FIRST { atoms.len() } else { 0 });
     let end = atoms.end;
     let within = |a: usize| (a < end).then_some(a);
     let mut prefetch = search.prefetch.then(|| Prefetcher::new(search.bins));
     if let Some(p) = prefetch.as_mut() {
         p.ahead(None, within(atoms.start + 1));
     }
-    for i in atoms {
+    for i in atoms.clone() {
         if let Some(p) = prefetch.as_mut() {
             p.ahead(within(i + 1), within(i + 2));
         }
-        pairs_of_atom::<AVX2>(i, search, &mut scratch, out);
+        if S::COUNT_FIRST {
+            starts.push(found.len());
+            search_atom::<AVX2>(i, search, &mut scratch, &mut found);
+        } else {
+            found.clear();
+            search_atom::<AVX2>(i, search, &mut scratch, &mut found);
+            emit_atom::<AVX2>(i, search, &mut found, &mut scratch, out);
+        }
+    }
+    if S::COUNT_FIRST {
+        out.announce(found.len());
+        let ends = starts.iter().skip(1).copied().chain([found.len()]);
+        for ((i, start), end) in atoms.zip(starts.iter().copied()).zip(ends) {
+            emit_atom::<AVX2>(i, search, &mut found[start..end], &mut scratch, out);
+        }
     }
 }
 
@@ -483,8 +505,6 @@ fn finish_distances(found: &mut [Pair], q: Quantities) {
 
 /// Buffers reused from one atom to the next.
 struct Scratch {
-    /// The pairs of the current atom, in the order found.
-    found: Vec<Pair>,
     /// 64-bit sort keys `j | S | index`, or indices into `found` sorted by `(j, S)`.
     order: Vec<u64>,
     /// 32-bit sort keys `j | index`, sorted with AVX2.
@@ -550,28 +570,21 @@ fn for_each_run(bins: &Bins, i: usize, mut visit: impl FnMut([i64; 3], [f64; 3],
 
 #[inline(always)]
 #[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
-fn pairs_of_atom<const AVX2: bool>(
+/// The pairs of atom `i`, appended to `found` in the order found, with squared distances.
+fn search_atom<const AVX2: bool>(
     i: usize,
     search: &Search<'_>,
     scratch: &mut Scratch,
-    out: &mut impl Sink,
+    found: &mut Vec<Pair>,
 ) {
     let Search {
         options,
         bins,
         max_cutoff,
-        sorted,
-        small_keys,
         ..
     } = *search;
-    let Scratch {
-        found,
-        order,
-        keys,
-        #[cfg(target_arch = "x86_64")]
-        hits,
-    } = scratch;
-    found.clear();
+    #[cfg(target_arch = "x86_64")]
+    let hits = &mut scratch.hits;
     let oi = bins.offset[i];
     // Screening on wrapped positions, with a margin for their rounding; the exact test follows.
     let screen2 = max_cutoff * max_cutoff * (1.0 + 1e-8);
@@ -627,6 +640,26 @@ fn pairs_of_atom<const AVX2: bool>(
             }
         });
     }
+}
+
+/// The pairs `found` of atom `i` (from [`search_atom`]) to `out`: distances from their squares,
+/// and sorted when the search wants them sorted.
+#[inline(always)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
+fn emit_atom<const AVX2: bool>(
+    i: usize,
+    search: &Search<'_>,
+    found: &mut [Pair],
+    scratch: &mut Scratch,
+    out: &mut impl Sink,
+) {
+    let Search {
+        options,
+        sorted,
+        small_keys,
+        ..
+    } = *search;
+    let Scratch { order, keys, .. } = scratch;
     let q = options.quantities;
     finish_distances(found, q);
     if !sorted {
