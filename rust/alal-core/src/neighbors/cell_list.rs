@@ -519,9 +519,9 @@ fn for_each_run(bins: &Bins, i: usize, mut visit: impl FnMut([i64; 3], [f64; 3],
     }
 }
 
+/// The pairs of atom `i`, appended to `found` in the order found, with squared distances.
 #[inline(always)]
 #[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
-/// The pairs of atom `i`, appended to `found` in the order found, with squared distances.
 fn search_atom<const AVX2: bool>(
     i: usize,
     search: &Search<'_>,
@@ -813,10 +813,7 @@ mod tests {
                         self_interaction: case % 4 == 0,
                         ..Options::default()
                     };
-                    let search = Search {
-                        all_pairs: None,
-                        ..Search::new(&cutoff, &options, &bins, max_cutoff, sorted, None)
-                    };
+                    let search = Search::new(&cutoff, &options, &bins, max_cutoff, sorted, None);
                     let (mut vector, mut portable) = (PairList::default(), PairList::default());
                     // SAFETY: AVX2 is available (checked above).
                     unsafe { fill_range_avx2(0..n, &search, &mut vector) };

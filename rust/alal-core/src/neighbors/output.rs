@@ -48,9 +48,9 @@ pub(crate) trait Sink {
 }
 
 /// The pairs of one atom as a [`Sink`] reads them.
-pub(crate) trait AtomPairs<'p>: ExactSizeIterator<Item = &'p Pair> + Clone {}
+pub(crate) trait AtomPairs<'p>: ExactSizeIterator<Item = &'p Pair> {}
 
-impl<'p, I: ExactSizeIterator<Item = &'p Pair> + Clone> AtomPairs<'p> for I {}
+impl<'p, I: ExactSizeIterator<Item = &'p Pair>> AtomPairs<'p> for I {}
 
 impl Sink for PairList {
     #[inline(always)]
@@ -62,13 +62,7 @@ impl Sink for PairList {
         self.shifts.reserve(ws * n);
         self.vectors.reserve(wv * n);
         self.distances.reserve(wd * n);
-        let columns = Columns {
-            first: self.first.as_mut_ptr(),
-            second: self.second.as_mut_ptr(),
-            shifts: self.shifts.as_mut_ptr(),
-            vectors: self.vectors.as_mut_ptr(),
-            distances: self.distances.as_mut_ptr(),
-        };
+        let columns = Columns::of(self);
         // SAFETY: rows `len..len + n` lie within the capacity just reserved (the quantities
         // not wanted are not written), and are written before the lengths cover them.
         unsafe {
@@ -93,6 +87,17 @@ struct Columns {
 }
 
 impl Columns {
+    /// The arrays of `list`, from their first row.
+    fn of(list: &mut PairList) -> Self {
+        Columns {
+            first: list.first.as_mut_ptr(),
+            second: list.second.as_mut_ptr(),
+            shifts: list.shifts.as_mut_ptr(),
+            vectors: list.vectors.as_mut_ptr(),
+            distances: list.distances.as_mut_ptr(),
+        }
+    }
+
     /// Write the pairs of atom `i` to rows `at..at + pairs.len()`: one pass over the pairs,
     /// every column of a pair at once (a pass per column gathered the pairs five times through
     /// the sort order: 5-8% of a list).
@@ -518,13 +523,7 @@ where
     })??;
     let shared = Shared {
         destination: Destination {
-            columns: Columns {
-                first: out.first.as_mut_ptr(),
-                second: out.second.as_mut_ptr(),
-                shifts: out.shifts.as_mut_ptr(),
-                vectors: out.vectors.as_mut_ptr(),
-                distances: out.distances.as_mut_ptr(),
-            },
+            columns: Columns::of(&mut out),
             streaming,
         },
         room,
